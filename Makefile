@@ -1,0 +1,44 @@
+# litlab: `make train` sets up .venv and runs the main job; `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?=
+ARGS ?=
+SHARED_DATA ?= ../shared/data
+REAL_DATA := $(if $(DATA_DIR),$(DATA_DIR),$(SHARED_DATA))
+DATA_ARG := $(if $(DATA_DIR),paths.data_dir=$(abspath $(DATA_DIR)))
+
+.PHONY: install train test test-slow results bench lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+train: install  ## the main job: reference CNN on CIFAR-10 (DATA_DIR=... for a local copy)
+	$(PY) src/train.py model=cnn data=cifar10 $(DATA_ARG) $(ARGS)
+
+test: install  ## default suite (tiny generated data, no network, < 10 min on 2 cores)
+	$(PY) -m pytest -q
+
+test-slow: install  ## real-data accuracy and long runs (reads $(REAL_DATA))
+	LITLAB_REAL_DATA=$(abspath $(REAL_DATA)) $(PY) -m pytest -q -m slow
+
+results: install  ## rerun the reference experiments on real data and regenerate RESULTS.md
+	$(PY) scripts/results.py --data-dir $(abspath $(REAL_DATA)) $(ARGS)
+
+bench: install  ## throughput and startup benchmarks; regenerates BENCHMARKS.md
+	$(PY) scripts/bench.py --data-dir $(abspath $(REAL_DATA)) $(ARGS)
+
+lint: install
+	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff format --check src tests scripts
+
+format: install
+	$(PY) -m ruff format src tests scripts
+	$(PY) -m ruff check --fix src tests scripts
+
+clean:
+	rm -rf $(VENV) logs .pytest_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""Callbacks that every litlab run gets, whatever the callbacks config says."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+
+class RunState(L.Callback):
+    """Puts the run config and the RNG states into every checkpoint.
+
+    The config lets ``eval.py`` rebuild the model from a checkpoint alone. The RNG states make a
+    resumed run replay the uninterrupted one (Lightning restores model, optimiser and loops, but
+    not the global generators that dropout and batch augmentation draw from). On Ctrl-C it saves
+    ``interrupted.ckpt`` beside the others instead of losing the epoch in progress.
+    """
+
+    def __init__(self, config: dict[str, Any], checkpoint_dir: str | Path) -> None:
+        self.config = config
+        self.checkpoint_dir = Path(checkpoint_dir)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint["litlab_config"] = self.config
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors, lists and numbers only, so checkpoints load with torch.load(weights_only=True)."""
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        numpy_state = [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]
+        state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        kind, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        random.setstate(state_dict["python"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        path = self.checkpoint_dir / "interrupted.ckpt"
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"Interrupted: saved {path}. Resume with ckpt_path={path}")

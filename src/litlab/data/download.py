@@ -1,0 +1,60 @@
+"""Fetching and unpacking official dataset archives, with checksums and clear offline errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
+
+from litlab.errors import DataError
+
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def file_md5(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: Path, md5: str | None) -> Path:
+    """Download ``url`` to ``dest`` atomically: a partial or corrupt download never lands at ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 20)
+    except OSError as error:  # URLError, timeouts and refused connections are all OSErrors
+        partial.unlink(missing_ok=True)
+        raise DataError(f"download of {url} failed ({error})") from error
+    if md5 is not None and (actual := file_md5(partial)) != md5:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"download of {url} is corrupt: md5 {actual}, expected {md5}")
+    os.replace(partial, dest)
+    return dest
+
+
+def is_writable_dir(path: Path) -> bool:
+    probe = path if path.exists() else path.parent
+    return os.access(probe, os.W_OK)
+
+
+def extract_tar(archive: Path, into: Path) -> None:
+    """Extract once: a marker file written last says the extraction completed."""
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise DataError(f"{archive} is truncated or corrupt ({error}); delete it and re-download") from error
+
+
+def offline_hint(name: str, data_dir: Path, expected: str) -> str:
+    return (
+        f"{name} not found in {data_dir}. Put {expected} there, or point at a folder that holds it with "
+        f"`paths.data_dir=/path` (make train DATA_DIR=/path)"
+    )

@@ -1,0 +1,172 @@
+"""Shared LightningDataModule for image classification sets that fit in RAM as uint8 tensors.
+
+Subclasses only say how to find and parse their official files (``load_split``); splitting,
+class subsets, label budgets, batching, normalisation and augmentation live here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from litlab.data.batching import TensorBatchDataset, batch_loader, random_crop, random_hflip
+from litlab.errors import ConfigError
+
+NORMALIZE_MODES = ("standard", "symmetric", "unit")
+
+
+class InMemoryImageDataModule(L.LightningDataModule):
+    name = "images"
+    classes: tuple[str, ...] = ()
+    image_shape: tuple[int, int, int] = (1, 1, 1)
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        normalize: str = "standard",
+        crop_padding: int = 0,
+        hflip: bool = False,
+        class_subset: Sequence[int] | None = None,
+        labels_per_class: int | None = None,
+        download: bool = True,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if normalize not in NORMALIZE_MODES:
+            raise ConfigError(f"data.normalize={normalize!r} is not one of {NORMALIZE_MODES}")
+        if batch_size < 1 or eval_batch_size < 1 or val_size < 0:
+            raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1, data.val_size >= 0")
+        if class_subset is not None:
+            bad = [c for c in class_subset if not 0 <= int(c) < len(self.classes)]
+            if bad or len(set(class_subset)) != len(class_subset):
+                raise ConfigError(
+                    f"data.class_subset={list(class_subset)} must be distinct ids in 0..{len(self.classes) - 1}"
+                )
+        self.data_dir = Path(data_dir).expanduser()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.normalize = normalize
+        self.crop_padding = crop_padding
+        self.hflip = hflip
+        self.class_subset = [int(c) for c in class_subset] if class_subset is not None else None
+        self.labels_per_class = labels_per_class
+        self.download = download
+        self.drop_last = drop_last
+        self.splits: dict[str, TensorBatchDataset] = {}
+        self.shuffle_rng: torch.Generator | None = None
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def ensure_files(self) -> None:
+        """Make the official files available (finding, extracting or downloading them)."""
+        raise NotImplementedError
+
+    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (uint8 images NCHW, int64 labels) of the official train or test split."""
+        raise NotImplementedError
+
+    # --- shape facts, known before any data is read ------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_subset) if self.class_subset is not None else len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.image_shape
+
+    # --- Lightning hooks ---------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.ensure_files()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.ensure_files()
+        images, labels = self._select_classes(*self.load_split(train=True))
+        if self.val_size >= len(labels):
+            raise ConfigError(f"data.val_size={self.val_size} leaves no training data ({len(labels)} images)")
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        train_idx = self._label_budget(train_idx, labels)
+        self.splits["train"] = TensorBatchDataset(images[train_idx], labels[train_idx])
+        self.splits["val"] = TensorBatchDataset(images[val_idx], labels[val_idx])
+        self.splits["test"] = TensorBatchDataset(*self._select_classes(*self.load_split(train=False)))
+
+    def _select_classes(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.class_subset is None:
+            return images, labels
+        remap = torch.full((len(self.classes),), -1, dtype=torch.long)
+        remap[torch.tensor(self.class_subset)] = torch.arange(len(self.class_subset))
+        keep = remap[labels] >= 0
+        return images[keep], remap[labels[keep]]
+
+    def _label_budget(self, train_idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Keep the first ``labels_per_class`` of each class in the (already shuffled) train order."""
+        if self.labels_per_class is None:
+            return train_idx
+        train_labels = labels[train_idx]
+        keep = torch.zeros(len(train_idx), dtype=torch.bool)
+        for cls in range(self.num_classes):
+            keep[(train_labels == cls).nonzero().flatten()[: self.labels_per_class]] = True
+        return train_idx[keep]
+
+    def train_dataloader(self):
+        return batch_loader(
+            self.splits["train"],
+            self.batch_size,
+            shuffle=True,
+            drop_last=self.drop_last,
+            generator=self._shuffle_rng(),
+        )
+
+    def _shuffle_rng(self) -> torch.Generator:
+        """Seeded from the run seed; its state is checkpointed so a resumed run reshuffles identically."""
+        if self.shuffle_rng is None:
+            self.shuffle_rng = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        return self.shuffle_rng
+
+    def state_dict(self) -> dict:
+        return {"shuffle_rng": self._shuffle_rng().get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "shuffle_rng" in state_dict:
+            self._shuffle_rng().set_state(state_dict["shuffle_rng"])
+
+    def val_dataloader(self):
+        return batch_loader(self.splits["val"], self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self):
+        return batch_loader(self.splits["test"], self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Normalise (and in training, augment) the whole uint8 batch on the training device."""
+        images, labels = batch
+        images = self.to_float(images)
+        if self.trainer is not None and self.trainer.training:
+            if self.crop_padding > 0:
+                images = random_crop(images, self.crop_padding)
+            if self.hflip:
+                images = random_hflip(images)
+        return images, labels
+
+    def to_float(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.float().div_(255.0)
+        if self.normalize == "symmetric":
+            return images.mul_(2.0).sub_(1.0)
+        if self.normalize == "standard":
+            mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+            return images.sub_(mean).div_(std)
+        return images

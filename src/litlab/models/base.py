@@ -1,0 +1,144 @@
+"""The shared classification LightningModule: loss, accuracy, penalties, optimiser wiring, logging.
+
+A family subclasses it, builds ``self.net`` from ``self.num_outputs`` and the input shape, and
+overrides only what really differs (``unpack`` for batches that are not ``(x, y)``,
+``parameter_groups`` for per-group learning rates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.optim import Optimizer
+from torchmetrics import MaxMetric
+from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+
+from litlab.errors import NonFiniteLossError
+from litlab.models.blocks import loss_function, output_units
+
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class ClassificationModule(L.LightningModule):
+    def __init__(
+        self,
+        num_classes: int,
+        input_shape: Sequence[int],
+        optimizer: Callable[..., Optimizer],
+        scheduler: SchedulerFactory | None = None,
+        loss: str = "cross_entropy",
+        label_smoothing: float = 0.0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        # factories stay out of hparams so checkpoints hold only plain data (torch.load weights_only)
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.criterion = loss_function(loss)
+        self.num_outputs = output_units(num_classes, loss)
+        self.input_shape = tuple(input_shape)
+
+        def accuracy() -> torch.nn.Module:
+            return (
+                BinaryAccuracy()
+                if self.num_outputs == 1
+                else MulticlassAccuracy(num_classes, average="micro")
+            )
+
+        self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
+        self.val_acc_best = MaxMetric()
+
+    # --- what families may override ----------------------------------------------------------
+    def unpack(self, batch: Any) -> tuple[Any, torch.Tensor]:
+        return batch[0], batch[1]
+
+    def parameter_groups(self) -> Iterable[torch.nn.Parameter] | list[dict[str, Any]]:
+        return self.parameters()
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return self.net(inputs)
+
+    # --- the shared step ---------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def model_step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        inputs, target = self.unpack(batch)
+        logits = self(inputs).float()
+        loss = self.criterion(logits, target, self.hparams.label_smoothing)
+        preds = (logits.squeeze(-1) > 0).long() if self.num_outputs == 1 else logits.argmax(-1)
+        return loss, preds, target
+
+    def penalty(self) -> torch.Tensor | float:
+        l1, l2 = self.hparams.l1, self.hparams.l2
+        if not (l1 or l2):
+            return 0.0
+        weights = [p for p in self.parameters() if p.requires_grad and p.dim() > 1]
+        total = torch.zeros((), device=self.device)
+        if l1:
+            total = total + l1 * sum(w.abs().sum() for w in weights)
+        if l2:
+            total = total + l2 * sum(w.pow(2).sum() for w in weights)
+        return total
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss, preds, target = self.model_step(batch)
+        self.check_finite(loss)
+        self.train_acc(preds, target)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss + self.penalty()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        loss, preds, target = self.model_step(batch)
+        self.val_acc(preds, target)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()  # forget the sanity check's score
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        loss, preds, target = self.model_step(batch)
+        self.test_acc(preds, target)
+        self.log("test/loss", loss, on_epoch=True, sync_dist=True)
+        self.log("test/acc", self.test_acc, on_epoch=True)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        inputs, _ = self.unpack(batch)
+        logits = self(inputs).float()
+        return torch.sigmoid(logits.squeeze(-1)) if self.num_outputs == 1 else logits.softmax(-1)
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stop at the first non-finite loss; on accelerators only every 50 steps (each check syncs)."""
+        if self.device.type != "cpu" and self.global_step % 50:
+            return
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: training diverged. "
+                "Lower model.optimizer.lr, set trainer.gradient_clip_val=1.0, or use trainer.precision=32-true; "
+                "checkpoints saved before this point are kept"
+            )
+
+    # --- optimiser wiring --------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,119 @@
+"""Every config file in conf/ composes and instantiates, with every key a real constructor argument."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from litlab.utils.config import build, build_all
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def composed(tmp_path: Path, *overrides: str, config: str = "train"):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config, overrides=[*overrides, f"paths.data_dir={tmp_path}"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "out")
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+def build_model(cfg, data_shape=((3, 32, 32), 10)):
+    shape, classes = data_shape
+    return build(cfg.model, "model", num_classes=classes, input_shape=list(shape))
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_every_model_config_builds_and_makes_an_optimizer(tmp_path, name):
+    cfg = composed(tmp_path, f"model={name}")
+    model = build_model(cfg)
+    optimizer = model.optimizer_factory(params=model.parameters())
+    assert sum(p.numel() for p in model.parameters()) > 0 and optimizer.param_groups
+
+
+@pytest.mark.parametrize("name", options("model/optimizer"))
+def test_every_optimizer_config(tmp_path, name):
+    cfg = composed(tmp_path, "model=mlp", f"model/optimizer={name}")
+    model = build_model(cfg)
+    assert type(model.optimizer_factory(params=model.parameters())).__name__.lower() == name
+
+
+@pytest.mark.parametrize("name", options("model/scheduler"))
+def test_every_scheduler_config(tmp_path, name):
+    cfg = composed(tmp_path, "model=mlp", f"model/scheduler={name}")
+    model = build_model(cfg)
+    optimizer = model.optimizer_factory(params=model.parameters())
+    scheduler = model.scheduler_factory(optimizer, total_steps=100)
+    for _ in range(100):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] < cfg.model.optimizer.lr
+
+
+@pytest.mark.parametrize("name", options("data"))
+def test_every_data_config(tmp_path, name):
+    cfg = composed(tmp_path, f"data={name}")
+    datamodule = build(cfg.data, "data")
+    assert datamodule.num_classes >= 2 and len(datamodule.input_shape) >= 1
+
+
+@pytest.mark.parametrize("name", options("trainer"))
+def test_every_trainer_config(tmp_path, name):
+    cfg = composed(tmp_path, f"trainer={name}")
+    if cfg.trainer.accelerator == "gpu":
+        pytest.importorskip("torch").cuda.is_available() or cfg.trainer.update(accelerator="cpu", devices=1)
+        with open_dict(cfg.trainer):
+            cfg.trainer.strategy = "auto" if cfg.trainer.strategy == "ddp" else cfg.trainer.strategy
+    trainer = build(cfg.trainer, "trainer", logger=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("group", ["logger", "callbacks"])
+def test_every_logger_and_callback_config(tmp_path, group):
+    for name in options(group):
+        cfg = composed(tmp_path, f"{group}={name}")
+        objects = build_all(cfg.get(group), group)
+        assert name in ("none",) or objects, f"{group}={name} built nothing"
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_every_experiment_config(tmp_path, name):
+    cfg = composed(tmp_path, f"experiment={name}")
+    datamodule = build(cfg.data, "data")
+    model = build(
+        cfg.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
+    )
+    trainer = build(cfg.trainer, "trainer", logger=False)
+    assert model is not None and trainer.max_epochs >= 1
+
+
+@pytest.mark.parametrize("name", options("debug"))
+def test_every_debug_config(tmp_path, name):
+    cfg = composed(tmp_path, f"debug={name}")
+    assert build(cfg.trainer, "trainer", logger=False) is not None
+
+
+def test_eval_config_composes(tmp_path):
+    cfg = composed(tmp_path, config="eval")
+    assert cfg.ckpt_path is None and build(cfg.trainer, "trainer", logger=False)
+
+
+def test_seed_zero_is_kept(tmp_path):
+    assert composed(tmp_path, "seed=0").seed == 0
+
+
+def test_hydra_run_dir_layout(tmp_path):
+    cfg = composed(tmp_path)
+    assert cfg.hydra.run.dir.endswith("${now:%Y-%m-%d_%H-%M-%S}") or "/train/runs/" in cfg.hydra.run.dir

@@ -1,0 +1,78 @@
+"""Bad input fails with one clear line that names the fix, and loses nothing already saved."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fakedata import write_cifar10  # noqa: E402
+
+FAST = [
+    "logger=none",
+    "trainer.accelerator=cpu",
+    "data.val_size=100",
+    "data.batch_size=32",
+    "data.download=false",
+]
+
+
+def last_line(run) -> str:
+    return run.proc.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_model_name_lists_the_choices(run_script):
+    run = run_script("model=transformerz", expect_ok=False)
+    assert run.proc.returncode != 0
+    assert "model/transformerz" in run.output and "Available options" in run.output and "cnn" in run.output
+
+
+def test_bad_value_type_is_one_line(run_script, tmp_path):
+    run = run_script("data.batch_size=lots", f"paths.data_dir={tmp_path}", expect_ok=False)
+    assert run.proc.returncode == 1
+    assert last_line(run).startswith("error: data.batch_size='lots' has the wrong type")
+
+
+def test_misspelt_key_is_one_line(run_script, tmp_path):
+    run = run_script("+model.hiden_sizes=[10]", "model=mlp", f"paths.data_dir={tmp_path}", expect_ok=False)
+    assert run.proc.returncode == 1 and "model.hiden_sizes is not an argument" in last_line(run)
+
+
+def test_unknown_activation_is_one_line(run_script, tmp_path):
+    run = run_script("model=mlp", "model.activation=sigmoidal", f"paths.data_dir={tmp_path}", expect_ok=False)
+    assert run.proc.returncode == 1 and "unknown activation 'sigmoidal'" in last_line(run)
+
+
+def test_missing_data_offline_names_the_fix(run_script, tmp_path):
+    run = run_script("data=cifar10", f"paths.data_dir={tmp_path}", *FAST, expect_ok=False)
+    line = last_line(run)
+    assert run.proc.returncode == 1
+    assert (
+        line.startswith("error: CIFAR-10 not found in") and "paths.data_dir=" in line and "DATA_DIR" in line
+    )
+    assert (run.run_dir / "metrics.json").exists() and run.metrics["status"] == "failed"
+
+
+def test_truncated_batch_file_is_named(run_script, tmp_path):
+    folder = write_cifar10(tmp_path)
+    (folder / "test_batch").write_bytes((folder / "test_batch").read_bytes()[:777])
+    run = run_script("data=cifar10", f"paths.data_dir={tmp_path}", *FAST, expect_ok=False)
+    assert run.proc.returncode == 1 and "test_batch is truncated or corrupt" in last_line(run)
+
+
+def test_nan_loss_stops_with_advice_and_keeps_checkpoints(run_script, cifar_dir):
+    good = run_script("model=mlp", f"paths.data_dir={cifar_dir}", "trainer.max_epochs=1", *FAST)
+    last = Path(good.metrics["best"]["last_ckpt_path"])
+    before = last.read_bytes()
+    run = run_script(
+        "model=mlp",
+        "model.optimizer.lr=1e30",
+        f"paths.data_dir={cifar_dir}",
+        "trainer.max_epochs=3",
+        *FAST,
+        run_dir=good.run_dir,
+        expect_ok=False,
+    )
+    assert run.proc.returncode == 1
+    assert "training diverged" in last_line(run) and "model.optimizer.lr" in last_line(run)
+    assert last.read_bytes() == before  # the diverged weights never overwrite a good checkpoint
