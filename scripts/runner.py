@@ -1,0 +1,71 @@
+"""Shared by `make results` and `make bench`: run train.py for real and collect section files.
+
+Each section module in scripts/results/ or scripts/bench/ has ``TITLE`` and ``run(data_dir) -> str``
+(markdown). Its output is kept in results/<name>.md or benchmarks/<name>.md, so rerunning one
+section (``--only name``) keeps the others; the top-level file is reassembled from all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train(overrides: list[str], run_dir: Path, script: str = "train") -> dict:
+    """Run src/<script>.py in a subprocess (a real run, as a user would) and return its metrics.json."""
+    command = [sys.executable, str(ROOT / "src" / f"{script}.py"), *overrides, f"hydra.run.dir={run_dir}"]
+    print("$", " ".join(command[1:]), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"run failed ({proc.returncode}): {' '.join(command)}\n{proc.stderr[-3000:]}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["process_time_s"] = round(time.perf_counter() - start, 1)
+    return metrics
+
+
+def machine() -> str:
+    import torch
+
+    cpu = "unknown CPU"
+    if Path("/proc/cpuinfo").exists():
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = f"{names[0]} x{len(names)}" if names else cpu
+    threads = torch.get_num_threads()
+    return f"{cpu}, {threads} torch threads, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def assemble(kind: str, title: str, intro: str) -> None:
+    """Run the chosen section modules of scripts/<kind>/ and rebuild <TITLE>.md from all section files."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--only", nargs="*", help="section names to rerun (default: all)")
+    args = parser.parse_args()
+    section_dir = ROOT / kind
+    section_dir.mkdir(exist_ok=True)
+    modules = sorted((ROOT / "scripts" / kind).glob("[!_]*.py"))
+    for path in modules:
+        if args.only and path.stem not in args.only:
+            continue
+        spec = importlib.util.spec_from_file_location(f"{kind}_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        body = module.run(Path(args.data_dir))
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        (section_dir / f"{path.stem}.md").write_text(
+            f"## {module.TITLE}\n\nMeasured {stamp} on {machine()}.\n"
+            f"Regenerate: `make {kind if kind == 'results' else 'bench'} ARGS=\"--only {path.stem}\"`.\n\n{body}\n"
+        )
+    sections = [(section_dir / f"{p.stem}.md") for p in modules if (section_dir / f"{p.stem}.md").exists()]
+    text = f"# {title}\n\n{intro}\n\n" + "\n".join(s.read_text() for s in sections)
+    (ROOT / f"{title}.md").write_text(text)
+    print(f"wrote {title}.md ({len(sections)} sections)")
