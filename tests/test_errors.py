@@ -76,3 +76,39 @@ def test_nan_loss_stops_with_advice_and_keeps_checkpoints(run_script, cifar_dir)
     assert run.proc.returncode == 1
     assert "training diverged" in last_line(run) and "model.optimizer.lr" in last_line(run)
     assert last.read_bytes() == before  # the diverged weights never overwrite a good checkpoint
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, cifar_dir):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import ROOT
+
+    run_dir = tmp_path / "interrupted"
+    command = [
+        sys.executable,
+        str(ROOT / "src" / "train.py"),
+        "model=mlp",
+        f"paths.data_dir={cifar_dir}",
+        "trainer.max_epochs=100000",
+        f"hydra.run.dir={run_dir}",
+        "logger=csv",
+        *FAST,
+    ]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    assert saved.exists() and f"Resume with ckpt_path={saved}" in output
