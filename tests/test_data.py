@@ -45,22 +45,27 @@ def test_cifar_archive_is_extracted_once(tmp_path):
     assert batch.stat().st_mtime_ns == mtime
 
 
-def test_cifar_archive_in_read_only_dir_is_read_in_place(tmp_path, monkeypatch):
+def test_cifar_archive_in_read_only_dir_is_extracted_to_the_cache(tmp_path, monkeypatch):
+    from litlab.data import download as download_module
+
+    data_dir, cache = tmp_path / "shared", tmp_path / "cache"
+    write_cifar10(data_dir, archive=True)
+    monkeypatch.setenv("LITLAB_CACHE_DIR", str(cache))
+    monkeypatch.setattr(download_module, "is_writable_dir", lambda path: False)  # as on a read-only mount
+    dm = CIFAR10DataModule(str(data_dir), val_size=50, download=False)
+    dm.setup()
+    assert len(dm.splits["test"]) == 200 and not (data_dir / "cifar-10-batches-py").exists()
+    assert len(list(cache.glob("*/cifar-10-batches-py/test_batch"))) == 1
+
+
+def test_replaced_archive_is_extracted_again(tmp_path):
     write_cifar10(tmp_path, archive=True)
-    monkeypatch.setattr(cifar_module, "is_writable_dir", lambda path: False)  # as on a shared read-only mount
+    CIFAR10DataModule(str(tmp_path), val_size=50, download=False).setup()
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()  # a half-finished extraction
+    (tmp_path / "cifar-10-python.tar.gz").touch()
     dm = CIFAR10DataModule(str(tmp_path), val_size=50, download=False)
     dm.setup()
-    assert len(dm.splits["test"]) == 200 and not (tmp_path / "cifar-10-batches-py").exists()
-
-
-def test_cifar_archive_read_in_place_matches_extracted(tmp_path):
-    write_cifar10(tmp_path, archive=True)
-    from_archive = CIFAR10DataModule._read_from_archive(tmp_path / "cifar-10-python.tar.gz", ["test_batch"])[
-        0
-    ]
-    extracted = CIFAR10DataModule(str(tmp_path), download=False, val_size=50)
-    extracted.setup()
-    assert torch.equal(from_archive[0], extracted.splits["test"].tensors[0])
+    assert len(dm.splits["test"]) == 200
 
 
 def test_truncated_cifar_batch_names_the_file(tmp_path):

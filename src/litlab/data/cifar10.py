@@ -7,13 +7,12 @@ Only a fresh download is md5-checked, against the official archive.
 from __future__ import annotations
 
 import pickle
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from litlab.data.download import download, extract_tar, is_writable_dir, offline_hint
+from litlab.data.download import download, extract_once, offline_hint
 from litlab.data.image import InMemoryImageDataModule
 from litlab.errors import DataError
 
@@ -48,33 +47,27 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
 
-    def ensure_files(self) -> None:
+    def ensure_files(self) -> Path:
+        """Return the folder of batch files: extracted already, extracted now from the archive, or downloaded."""
         folder, archive = self.data_dir / FOLDER, self.data_dir / ARCHIVE
         if (folder / "test_batch").exists():
-            return
+            return folder
         if not archive.exists():
+            expected = f"{ARCHIVE} or the extracted {FOLDER}/"
             if not self.download:
-                raise DataError(
-                    offline_hint("CIFAR-10", self.data_dir, f"{ARCHIVE} or the extracted {FOLDER}/")
-                )
+                raise DataError(offline_hint("CIFAR-10", self.data_dir, expected))
             try:
                 download(URL, archive, ARCHIVE_MD5)
             except DataError as error:
-                raise DataError(
-                    offline_hint("CIFAR-10", self.data_dir, f"{ARCHIVE} or the extracted {FOLDER}/")
-                    + f" ({error})"
-                ) from error
-        if is_writable_dir(self.data_dir):
-            extract_tar(archive, self.data_dir)
-        # read-only data dir (a shared mount): load_split reads straight from the archive instead
+                raise DataError(offline_hint("CIFAR-10", self.data_dir, expected) + f" ({error})") from error
+        return extract_once(archive, FOLDER)
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        names = TRAIN_FILES if train else TEST_FILES
-        folder = self.data_dir / FOLDER
-        if (folder / "test_batch").exists():
-            parts = [parse_batch(self._read(folder / name), str(folder / name)) for name in names]
-        else:
-            parts = self._read_from_archive(self.data_dir / ARCHIVE, names)
+        folder = self.ensure_files()
+        parts = [
+            parse_batch(self._read(folder / name), str(folder / name))
+            for name in (TRAIN_FILES if train else TEST_FILES)
+        ]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     @staticmethod
@@ -84,18 +77,3 @@ class CIFAR10DataModule(InMemoryImageDataModule):
                 f"CIFAR-10 file {path} is missing; re-extract {ARCHIVE} or delete {path.parent} to re-fetch"
             )
         return path.read_bytes()
-
-    @staticmethod
-    def _read_from_archive(archive: Path, names: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        found: dict[str, bytes] = {}
-        try:
-            with tarfile.open(archive) as tar:
-                for member in tar:
-                    name = Path(member.name).name
-                    if member.isfile() and name in names:
-                        found[name] = tar.extractfile(member).read()  # type: ignore[union-attr]
-        except (tarfile.TarError, EOFError, OSError) as error:
-            raise DataError(f"{archive} is truncated or corrupt ({error}); replace it") from error
-        if missing := [n for n in names if n not in found]:
-            raise DataError(f"{archive} lacks {missing}; it is not the CIFAR-10 python archive")
-        return [parse_batch(found[n], f"{archive}:{n}") for n in names]

@@ -44,13 +44,37 @@ def is_writable_dir(path: Path) -> bool:
     return os.access(probe, os.W_OK)
 
 
-def extract_tar(archive: Path, into: Path) -> None:
-    """Extract once: a marker file written last says the extraction completed."""
+def cache_root() -> Path:
+    """Where archives from read-only data dirs (a shared mount) are extracted: LITLAB_CACHE_DIR or ~/.cache/litlab."""
+    return Path(os.environ.get("LITLAB_CACHE_DIR", "~/.cache/litlab")).expanduser()
+
+
+def extraction_dir(archive: Path) -> Path:
+    """Beside the archive when that folder is writable, else a cache folder keyed by the archive's path."""
+    if is_writable_dir(archive.parent):
+        return archive.parent
+    return cache_root() / hashlib.md5(str(archive.resolve()).encode()).hexdigest()[:12]
+
+
+def extract_once(archive: Path, member: str) -> Path:
+    """Extract ``archive`` once and return the path of its top-level ``member`` folder.
+
+    A marker written after a complete extraction records the archive's size and mtime, so an
+    interrupted extraction or a replaced archive is extracted again instead of half-read.
+    """
+    into = extraction_dir(archive)
+    marker = into / f".{member}.extracted"
+    stamp = f"{archive.resolve()} {archive.stat().st_size} {archive.stat().st_mtime_ns}"
+    if marker.exists() and marker.read_text() == stamp and (into / member).exists():
+        return into / member
+    into.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(into, filter="data")
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DataError(f"{archive} is truncated or corrupt ({error}); delete it and re-download") from error
+    marker.write_text(stamp)
+    return into / member
 
 
 def offline_hint(name: str, data_dir: Path, expected: str) -> str:
