@@ -151,3 +151,14 @@ def test_batch_augmentation_keeps_pixels_and_shapes():
     same = (flipped == images.repeat(50, 1, 1, 1)).flatten(1).all(1)
     mirrored = (flipped == images.repeat(50, 1, 1, 1).flip(3)).flatten(1).all(1)
     assert (same | mirrored).all() and 20 < int(mirrored.sum()) < 80
+
+
+def test_a_folder_marked_read_only_counts_as_read_only_even_for_root(tmp_path):
+    from litlab.data.download import is_writable_dir
+
+    assert is_writable_dir(tmp_path)
+    tmp_path.chmod(0o555)
+    try:
+        assert not is_writable_dir(tmp_path)
+    finally:
+        tmp_path.chmod(0o755)

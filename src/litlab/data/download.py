@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -40,8 +41,10 @@ def download(url: str, dest: Path, md5: str | None) -> Path:
 
 
 def is_writable_dir(path: Path) -> bool:
+    """Writable by permission bits, not just by access(): root may write anywhere, but a folder
+    marked read-only (a shared data mount) must not have archives extracted into it."""
     probe = path if path.exists() else path.parent
-    return os.access(probe, os.W_OK)
+    return os.access(probe, os.W_OK) and bool(probe.stat().st_mode & stat.S_IWUSR)
 
 
 def cache_root() -> Path:
