@@ -166,6 +166,8 @@ def startup_seconds(data_dir: Path, repeats: int = 3) -> list[float]:
                 "+callbacks.probe._target_=startup_probe.FirstStepProbe",
                 f"+callbacks.probe.out_file={out}",
                 "test=false",
+                "trainer.max_steps=1",
+                "trainer.limit_val_batches=0",
                 f"hydra.run.dir={probe_dir}/run{i}",
             ],
             env=env,
