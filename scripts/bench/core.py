@@ -167,7 +167,6 @@ def startup_seconds(data_dir: Path, repeats: int = 3) -> list[float]:
                 f"+callbacks.probe.out_file={out}",
                 "test=false",
                 "trainer.max_steps=1",
-                "trainer.limit_val_batches=0",
                 f"hydra.run.dir={probe_dir}/run{i}",
             ],
             env=env,
