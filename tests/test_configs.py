@@ -10,6 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from litlab.errors import ConfigError
 from litlab.utils.config import build, build_all
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -71,13 +72,23 @@ def test_every_data_config(tmp_path, name):
 
 @pytest.mark.parametrize("name", options("trainer"))
 def test_every_trainer_config(tmp_path, name):
+    """GPU presets build as they are where CUDA exists; on a CPU box, with devices moved to the CPU."""
+    import torch
+
     cfg = composed(tmp_path, f"trainer={name}")
-    if cfg.trainer.accelerator == "gpu":
-        pytest.importorskip("torch").cuda.is_available() or cfg.trainer.update(accelerator="cpu", devices=1)
-        with open_dict(cfg.trainer):
-            cfg.trainer.strategy = "auto" if cfg.trainer.strategy == "ddp" else cfg.trainer.strategy
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        cfg.trainer.accelerator, cfg.trainer.devices = "cpu", 2
+        if cfg.trainer.strategy == "fsdp":  # Lightning's FSDP is GPU-only: the error must say so
+            with pytest.raises(ConfigError, match="fsdp. requires a GPU"):
+                build(cfg.trainer, "trainer", logger=False)
+            return
     trainer = build(cfg.trainer, "trainer", logger=False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
+    assert (
+        type(trainer.strategy)
+        .__name__.lower()
+        .startswith(str(cfg.trainer.get("strategy", "auto")).replace("auto", ""))
+    )
 
 
 @pytest.mark.parametrize("group", ["logger", "callbacks"])

@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from litlab.callbacks import RunState
+from litlab.distributed import install_hydra_relaunch
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
 
@@ -30,6 +31,7 @@ def build_run(
     """Instantiate data, model, callbacks, loggers and trainer from the composed config."""
     if cfg.get("seed") is not None:  # not `if cfg.seed`: seed 0 is a seed
         L.seed_everything(cfg.seed, workers=True, verbose=False)
+    install_hydra_relaunch()
     datamodule = build(cfg.data, "data")
     model = build(
         cfg.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
@@ -112,6 +114,7 @@ def write_metrics(result: dict[str, Any], output_dir: Path) -> Path:
     return path
 
 
+@rank_zero_only
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
     """A failed job leaves metrics.json with status=failed and the error, for sweeps and reports."""
     output_dir = Path(cfg.paths.output_dir)

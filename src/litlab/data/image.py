@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from litlab.data.batching import TensorBatchDataset, batch_loader, random_crop, random_hflip
+from litlab.distributed import per_device_batch_size
 from litlab.errors import ConfigError
 
 NORMALIZE_MODES = ("standard", "symmetric", "unit")
@@ -52,7 +53,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
                     f"data.class_subset={list(class_subset)} must be distinct ids in 0..{len(self.classes) - 1}"
                 )
         self.data_dir = Path(data_dir).expanduser()
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # global: divided over the processes of a distributed run
+        self.device_batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_size = val_size
         self.split_seed = split_seed
@@ -89,6 +91,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.ensure_files()
 
     def setup(self, stage: str | None = None) -> None:
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        self.device_batch_size = per_device_batch_size(self.batch_size, world_size)
         if self.splits:
             return
         self.ensure_files()

@@ -16,10 +16,15 @@ from torch.optim import Optimizer
 from torchmetrics import MaxMetric
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-from litlab.errors import NonFiniteLossError
+from litlab.errors import ConfigError, NonFiniteLossError
 from litlab.models.blocks import loss_function, output_units
 
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+LR_SCALING: dict[str, Callable[[int], float]] = {
+    "none": lambda world: 1.0,
+    "linear": lambda world: float(world),
+    "sqrt": lambda world: world**0.5,
+}
 
 
 class ClassificationModule(L.LightningModule):
@@ -34,11 +39,15 @@ class ClassificationModule(L.LightningModule):
         l1: float = 0.0,
         l2: float = 0.0,
         channels_last: bool = False,
+        compile: bool = False,
+        lr_scaling: str = "none",
     ) -> None:
         super().__init__()
         # factories stay out of hparams so checkpoints hold only plain data (torch.load weights_only)
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        if lr_scaling not in LR_SCALING:
+            raise ConfigError(f"model.lr_scaling={lr_scaling!r} is not one of {sorted(LR_SCALING)}")
         self.criterion = loss_function(loss)
         self.num_outputs = output_units(num_classes, loss)
         self.input_shape = tuple(input_shape)
@@ -63,12 +72,16 @@ class ClassificationModule(L.LightningModule):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return self.net(inputs)
+        return self.__dict__.get("compiled_net", self.net)(inputs)
 
     # --- the shared step ---------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
+        if self.hparams.compile and "compiled_net" not in self.__dict__:
+            # kept out of the module tree (plain __dict__ entry): state-dict keys stay free of
+            # `_orig_mod.`, so compiled and eager checkpoints load into each other
+            self.__dict__["compiled_net"] = torch.compile(self.net)
 
     def model_step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inputs, target = self.unpack(batch)
@@ -93,7 +106,7 @@ class ClassificationModule(L.LightningModule):
         loss, preds, target = self.model_step(batch)
         self.check_finite(loss)
         self.train_acc(preds, target)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss + self.penalty()
 
@@ -137,6 +150,9 @@ class ClassificationModule(L.LightningModule):
     # --- optimiser wiring --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameter_groups())
+        factor = LR_SCALING[self.hparams.lr_scaling](self.trainer.world_size if self._trainer else 1)
+        for group in optimizer.param_groups:  # explicit, never silent: model.lr_scaling=linear|sqrt
+            group["lr"] *= factor
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)

@@ -1,0 +1,55 @@
+"""Distributed training that works under Hydra, including multirun.
+
+Lightning's DDP launcher starts ranks 1..N-1 by re-running the original command line. Under
+``-m`` that command is the whole sweep, so every extra rank would replay every job. Here the
+extra ranks are started from the job's own composed config (``<job dir>/.hydra/config.yaml``)
+with the job's directory as their run dir: each job runs exactly once, its ranks share its
+directory, and nothing is created twice.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from litlab.errors import ConfigError
+
+
+def job_subprocess_command(local_rank: int) -> tuple[Sequence[str], str]:
+    """Command and cwd for one extra rank of the current Hydra job (single run or multirun job)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd, to_absolute_path
+
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    saved = job_dir / (hydra_cfg.output_subdir or ".hydra")
+    if not (saved / "config.yaml").exists():
+        raise ConfigError(f"DDP needs the job's saved config in {saved}; do not set hydra.output_subdir=null")
+    command = [
+        sys.executable,
+        to_absolute_path(sys.argv[0]),
+        f"--config-path={saved}",
+        "--config-name=config",
+        f"hydra.run.dir={job_dir}",
+        "hydra.output_subdir=null",
+        f"hydra.job.name={hydra_cfg.job.name}_rank{local_rank}",
+    ]
+    return command, get_original_cwd()
+
+
+def install_hydra_relaunch() -> None:
+    """Make Lightning's script launcher start extra ranks with ``job_subprocess_command``."""
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    subprocess_script._hydra_subprocess_cmd = job_subprocess_command
+
+
+def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
+    """``data.batch_size`` is global: each of the ``world_size`` processes gets an equal share."""
+    if global_batch_size % world_size:
+        raise ConfigError(
+            f"data.batch_size={global_batch_size} is the global batch and must divide evenly over {world_size} "
+            f"processes; use a multiple of {world_size}"
+        )
+    return global_batch_size // world_size
