@@ -1,0 +1,46 @@
+"""Bench-only callbacks, attached with +callbacks.<name>._target_=probes.<Class> (PYTHONPATH=scripts/bench)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+
+
+class FirstStepProbe(L.Callback):
+    """Records seconds from LITLAB_LAUNCH_TIME (set by the bench at launch) to the end of the first step."""
+
+    def __init__(self, out_file: str) -> None:
+        self.out_file = Path(out_file)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if not self.out_file.exists():
+            launched = float(os.environ["LITLAB_LAUNCH_TIME"])
+            self.out_file.write_text(f"{time.time() - launched:.3f}")
+
+
+class StepRateProbe(L.Callback):
+    """Records the first step's duration (compilation shows up there) and steady-state steps per second."""
+
+    def __init__(self, out_file: str, warmup: int = 5) -> None:
+        self.out_file, self.warmup = Path(out_file), warmup
+        self.first_step_s = 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == 0:
+            self.t0 = time.perf_counter()
+        if trainer.global_step == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == 1:
+            self.first_step_s = time.perf_counter() - self.t0
+
+    def on_train_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_rank == 0:
+            steps = trainer.global_step - self.warmup
+            rate = steps / (time.perf_counter() - self.start)
+            self.out_file.write_text(json.dumps({"first_step_s": self.first_step_s, "steps_per_s": rate}))
