@@ -9,8 +9,10 @@ directory, and nothing is created twice.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from litlab.errors import ConfigError
@@ -53,3 +55,29 @@ def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
             f"processes; use a multiple of {world_size}"
         )
     return global_batch_size // world_size
+
+
+LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "PL_GLOBAL_SEED")
+
+
+@contextmanager
+def isolated_job() -> Iterator[None]:
+    """Leave no distributed state behind for the next job of a multirun in this process.
+
+    Lightning's launcher exports ``LOCAL_RANK``, ``MASTER_PORT`` and friends into the parent's
+    environment and keeps the process group. The next job would take those as "launched
+    externally", never start its own ranks, and hang or crash on a stale rendezvous.
+    """
+    saved = {key: os.environ.get(key) for key in LAUNCHER_ENV}
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from litlab.callbacks import RunState
-from litlab.distributed import install_hydra_relaunch
+from litlab.distributed import install_hydra_relaunch, isolated_job
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
 
@@ -136,7 +136,8 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
     try:
-        return task(cfg)
+        with isolated_job():
+            return task(cfg)
     except Exception as error:
         record_failure(cfg, error)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
