@@ -6,6 +6,7 @@ class subsets, label budgets, batching, normalisation and augmentation live here
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -170,7 +171,13 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if self.normalize == "symmetric":
             return images.mul_(2.0).sub_(1.0)
         if self.normalize == "standard":
-            mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+            mean, std = self._mean_std(images.device)
             return images.sub_(mean).div_(std)
         return images
+
+    @functools.cache  # noqa: B019 - one entry per device, for the data module's lifetime
+    def _mean_std(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, -1, 1, 1)
+        return torch.tensor(self.mean, device=device).view(shape), torch.tensor(self.std, device=device).view(
+            shape
+        )

@@ -59,8 +59,11 @@ class ClassificationModule(L.LightningModule):
                 else MulticlassAccuracy(num_classes, average="micro")
             )
 
-        self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
+        self.val_acc, self.test_acc = accuracy(), accuracy()
         self.val_acc_best = MaxMetric()
+        # training loss/accuracy are plain running sums (loss*n, correct, n): a torchmetrics update
+        # and two self.log calls per step cost more than a small MLP's whole step on a CPU
+        self.register_buffer("train_sums", torch.zeros(3, dtype=torch.float64), persistent=False)
 
     # --- what families may override ----------------------------------------------------------
     def unpack(self, batch: Any) -> tuple[Any, torch.Tensor]:
@@ -105,10 +108,21 @@ class ClassificationModule(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, preds, target = self.model_step(batch)
         self.check_finite(loss)
-        self.train_acc(preds, target)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        count = target.shape[0]
+        self.train_sums[0] += loss.detach() * count
+        self.train_sums[1] += (preds == target).sum()
+        self.train_sums[2] += count
+        if batch_idx % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, prog_bar=True)
         return loss + self.penalty()
+
+    def on_train_epoch_start(self) -> None:
+        self.train_sums.zero_()
+
+    def on_train_epoch_end(self) -> None:
+        loss_sum, correct, count = self.train_sums.clamp_min(1e-12).unbind()
+        self.log("train/loss", (loss_sum / count).float(), prog_bar=True, sync_dist=True)
+        self.log("train/acc", (correct / count).float(), prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss, preds, target = self.model_step(batch)
