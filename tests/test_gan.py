@@ -58,7 +58,9 @@ def test_gan_trains_checkpoints_renders_and_resumes(run_script, mnist_dir):
         assert Image.open(full.run_dir / "samples" / f"{name}.png").size == (8 * 30 + 2, 8 * 30 + 2)
     assert set(full.metrics["test"]) == {"test/d_loss", "test/g_loss", "test/d_real", "test/d_fake"}
 
-    half = gan_run(run_script, mnist_dir, "trainer.max_epochs=1")  # default callbacks: val/acc replaced
+    half = gan_run(
+        run_script, mnist_dir, "trainer.max_epochs=1", "test=false"
+    )  # default callbacks: val/acc replaced
     assert "checkpointing every epoch instead of on 'val/acc'" in half.output
     resumed = gan_run(
         run_script,
