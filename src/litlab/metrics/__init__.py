@@ -1,0 +1,1 @@
+"""Scores computed outside training loops (generated-image quality)."""

@@ -1,0 +1,205 @@
+"""GAN family: one LightningModule with manual optimisation for the dense GAN and the DCGAN.
+
+Not a ClassificationModule: there is no label to predict. The generator and the discriminator are
+stepped in turn on every batch (``d_steps`` then ``g_steps``), each by its own optimiser. Both
+networks, both optimisers and the fixed noise batch live in the checkpoint, so a run resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from torch.optim import Optimizer
+
+from litlab.errors import ConfigError, NonFiniteLossError
+from litlab.models.gan_nets import build_pair
+from litlab.utils.images import make_grid, save_grid, to_uint8
+
+LOGGED = ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake")
+
+
+class GAN(L.LightningModule):
+    def __init__(
+        self,
+        num_classes: int,
+        input_shape: Sequence[int],
+        optimizer: Callable[..., Optimizer],
+        d_optimizer: Callable[..., Optimizer] | None = None,
+        arch: str = "dense",
+        latent_dim: int = 100,
+        width: int = 64,
+        d_steps: int = 1,
+        g_steps: int = 1,
+        label_smoothing: float = 0.0,
+        gradient_clip_val: float | None = None,
+        num_samples: int = 64,
+        sample_every_n_epochs: int = 1,
+    ) -> None:
+        """``optimizer`` steps the generator, and the discriminator too unless ``d_optimizer`` is given.
+        ``label_smoothing`` is one-sided: the discriminator's real target becomes 1 - label_smoothing."""
+        super().__init__()
+        if d_steps < 1 or g_steps < 1 or not 0 <= label_smoothing < 1 or sample_every_n_epochs < 1:
+            raise ConfigError(
+                "model.d_steps, model.g_steps and model.sample_every_n_epochs must be >= 1, "
+                "model.label_smoothing in [0, 1)"
+            )
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "d_optimizer"])
+        self.automatic_optimization = False
+        self.optimizer_factory, self.d_optimizer_factory = optimizer, d_optimizer or optimizer
+        self.input_shape = tuple(input_shape)
+        self.generator, self.discriminator = build_pair(arch, latent_dim, self.input_shape, width)
+        # the same noise every time, so grids from successive epochs show the same "digits" evolving
+        noise = torch.randn(num_samples, latent_dim, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("fixed_noise", noise)
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from latent vectors."""
+        return self.generator(noise)
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.hparams.latent_dim, device=self.device)
+
+    @torch.no_grad()
+    def generate(self, n: int, batch_size: int = 1000) -> torch.Tensor:
+        """``n`` uint8 images from fresh noise, with the generator in eval mode (running BN statistics)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        images = [to_uint8(self(self.noise(min(batch_size, n - i)))) for i in range(0, n, batch_size)]
+        self.generator.train(was_training)
+        return torch.cat(images)
+
+    # --- losses ------------------------------------------------------------------------------
+    def discriminator_loss(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real_logits = self.discriminator(real).float()
+        fake_logits = self.discriminator(fake).float()
+        real_target = torch.full_like(real_logits, 1.0 - self.hparams.label_smoothing)
+        loss = 0.5 * (
+            F.binary_cross_entropy_with_logits(real_logits, real_target)
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        )
+        return loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        logits = self.discriminator(fake).float()
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+    # --- training ----------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0]
+        g_opt, d_opt = self.optimizers()
+        for _ in range(self.hparams.d_steps):
+            with torch.no_grad():
+                fake = self(self.noise(len(real)))
+            d_loss, d_real, d_fake = self.discriminator_loss(real, fake)
+            self.step(d_opt, d_loss, "discriminator")
+        for _ in range(self.hparams.g_steps):
+            g_loss = self.generator_loss(self(self.noise(len(real))))
+            self.step(g_opt, g_loss, "generator")
+        for name, value in zip(LOGGED, (d_loss, g_loss, d_real, d_fake), strict=True):
+            self.log(name, value, on_step=False, on_epoch=True, prog_bar=name.endswith("loss"))
+
+    def step(self, optimizer: Any, loss: torch.Tensor, network: str) -> None:
+        """One manual update of one network; the other network's parameters get no gradients."""
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"{network} loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: "
+                "training diverged. Lower model.optimizer.lr, set model.gradient_clip_val=1.0 or "
+                "model.label_smoothing=0.1; checkpoints saved before this point are kept"
+            )
+        self.toggle_optimizer(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+
+    def configure_optimizers(self) -> list[Optimizer]:
+        return [
+            self.optimizer_factory(params=self.generator.parameters()),
+            self.d_optimizer_factory(params=self.discriminator.parameters()),
+        ]
+
+    # --- testing: how well the discriminator tells held-out real images from fakes ------------
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0]
+        fake = self(self.noise(len(real)))
+        d_loss, d_real, d_fake = self.discriminator_loss(real, fake)
+        self.log("test/d_loss", d_loss, on_epoch=True)
+        self.log("test/g_loss", self.generator_loss(fake), on_epoch=True)
+        self.log("test/d_real", d_real, on_epoch=True)
+        self.log("test/d_fake", d_fake, on_epoch=True)
+
+    # --- sample grids ------------------------------------------------------------------------
+    def on_train_epoch_end(self) -> None:
+        if (self.current_epoch + 1) % self.hparams.sample_every_n_epochs == 0:
+            self.render_samples(f"epoch_{self.current_epoch:03d}")
+
+    def on_train_end(self) -> None:
+        self.render_samples("last")
+
+    @rank_zero_only
+    def render_samples(self, name: str) -> Path:
+        """Fixed noise -> PNG grid under <run dir>/samples/, and to TensorBoard / W&B when they log."""
+        was_training = self.generator.training
+        self.generator.eval()
+        with torch.no_grad():
+            grid = make_grid(to_uint8(self(self.fixed_noise)))
+        self.generator.train(was_training)
+        path = save_grid(grid, Path(self.trainer.default_root_dir) / "samples" / f"{name}.png")
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples", grid, self.global_step)
+            elif isinstance(logger, WandbLogger):
+                logger.log_image("samples", [grid.permute(1, 2, 0).numpy()], step=self.global_step)
+        return path
+
+    # --- settings that manual optimisation cannot honour -------------------------------------
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Checked here because Lightning calls this before it validates the trainer's settings.
+
+        The trainer's gradient clipping and accumulation do not apply to manual optimisation, and
+        a GAN logs no validation metric: a checkpoint callback that monitors one (the default's
+        val/acc) is replaced by one that saves every epoch, in the same folder."""
+        trainer = self.trainer
+        if trainer.gradient_clip_val:
+            raise ConfigError(
+                f"trainer.gradient_clip_val={trainer.gradient_clip_val} does not apply to a GAN (manual "
+                f"optimisation); use model.gradient_clip_val={trainer.gradient_clip_val} instead"
+            )
+        if trainer.accumulate_grad_batches != 1:
+            raise ConfigError(
+                "trainer.accumulate_grad_batches does not apply to a GAN (manual optimisation); "
+                "raise data.batch_size instead"
+            )
+        replaced = []
+        for callback in trainer.callbacks:
+            monitor = getattr(callback, "monitor", None)
+            if monitor is None or monitor in LOGGED:
+                continue
+            if not isinstance(callback, ModelCheckpoint):
+                raise ConfigError(
+                    f"{type(callback).__name__} monitors {monitor!r}, which a GAN does not log; "
+                    f"monitor one of {list(LOGGED)} or drop it"
+                )
+            rank_zero_info(f"GAN: checkpointing every epoch instead of on {monitor!r} (not a GAN metric)")
+            replaced.append(
+                ModelCheckpoint(
+                    dirpath=callback.dirpath,
+                    filename=callback.filename,
+                    save_last=True,
+                    save_top_k=callback.save_top_k,
+                    auto_insert_metric_name=callback.auto_insert_metric_name,
+                )
+            )
+        return replaced

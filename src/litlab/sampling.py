@@ -1,0 +1,82 @@
+"""What ``sample.py`` does: sample grids from a GAN checkpoint and, given a classifier, quality scores."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from litlab.errors import ConfigError
+from litlab.evaluation import load_run_config
+from litlab.metrics.gan_scores import load_classifier, quality_scores
+from litlab.models.gan import GAN
+from litlab.pipeline import finish, hydra_overrides
+from litlab.utils.config import build
+from litlab.utils.images import make_grid, save_grid
+
+
+def load_gan(ckpt_path: str | None) -> GAN:
+    """Rebuild a GAN from the config stored in its checkpoint, with the generator in eval mode."""
+    path, saved = load_run_config(ckpt_path)
+    datamodule = build(saved.data, "data")  # shape facts only: no data is read
+    model = build(
+        saved.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
+    )
+    if not isinstance(model, GAN):
+        raise ConfigError(
+            f"ckpt_path={path} holds a {type(model).__name__}, not a GAN; pass a model=gan/dcgan run"
+        )
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+    return model.eval()
+
+
+def per_class_grid(
+    images: torch.Tensor, predictions: torch.Tensor, num_classes: int, per_row: int
+) -> torch.Tensor:
+    """One row per class, filled with samples the classifier assigns to it (blank where it found too few)."""
+    rows = []
+    for cls in range(num_classes):
+        chosen = images[predictions == cls][:per_row]
+        blank = torch.full((per_row - len(chosen), *images.shape[1:]), 255, dtype=torch.uint8)
+        rows.append(torch.cat([chosen, blank]))
+    return make_grid(torch.cat(rows), nrow=per_row)
+
+
+def sample(cfg: DictConfig) -> dict[str, Any]:
+    start = time.perf_counter()
+    if cfg.n < 1:
+        raise ConfigError(f"n={cfg.n}: ask for at least one sample")
+    if cfg.per_class and not cfg.classifier_ckpt:
+        raise ConfigError(
+            "per_class=true sorts samples by class, which needs a classifier for an unconditional GAN: "
+            "pass classifier_ckpt=<an MNIST classifier .ckpt from train.py model=cnn data=mnist>"
+        )
+    if cfg.get("seed") is not None:
+        torch.manual_seed(cfg.seed)
+    gan = load_gan(cfg.ckpt_path)
+    output_dir = Path(cfg.paths.output_dir)
+    grid_path = save_grid(
+        make_grid(gan.generate(cfg.n), nrow=cfg.nrow), cfg.output or output_dir / "samples.png"
+    )
+    result: dict[str, Any] = {
+        "task_name": cfg.task_name,
+        "overrides": hydra_overrides(),
+        "ckpt_path": str(cfg.ckpt_path),
+        "grid": str(grid_path),
+    }
+    if cfg.classifier_ckpt:
+        features, datamodule = load_classifier(cfg.classifier_ckpt, cfg.paths.data_dir)
+        fake = gan.generate(cfg.num_score)
+        result["scores"] = quality_scores(features, fake, datamodule.splits["test"].tensors[0])
+        result["num_score"] = cfg.num_score
+        if cfg.per_class:
+            predictions = features.probabilities(fake).argmax(-1)
+            grid = per_class_grid(fake, predictions, datamodule.num_classes, cfg.per_class_n)
+            result["per_class_grid"] = str(save_grid(grid, output_dir / "samples_per_class.png"))
+    result.update(status="completed", wall_time_s=round(time.perf_counter() - start, 2))
+    finish(result, output_dir)
+    print(f"grid: {grid_path}", *(f"{k}: {v:.4f}" for k, v in result.get("scores", {}).items()), sep="\n")
+    return result

@@ -1,0 +1,153 @@
+"""GAN family: real train.py / sample.py runs on tiny MNIST-format files, and the quality scores."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from fakedata import class_images
+from litlab.metrics.gan_scores import (
+    ClassifierFeatures,
+    frechet_distance,
+    histogram_entropy,
+    mean_confidence,
+)
+from litlab.models.mlp import mlp
+
+FAST = ["logger=csv", "trainer.accelerator=cpu", "data.val_size=100", "data.batch_size=32", "seed=0"]
+
+
+def gan_run(run_script, mnist_dir, *extra: str, **kwargs):
+    return run_script(
+        "model=gan",
+        "data=mnist",
+        "data.normalize=symmetric",
+        f"paths.data_dir={mnist_dir}",
+        *FAST,
+        *extra,
+        **kwargs,
+    )
+
+
+def state(run, name: str) -> dict[str, torch.Tensor]:
+    return torch.load(run.run_dir / "checkpoints" / name, map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+
+
+def changed(before: dict, after: dict, prefix: str) -> bool:
+    keys = [k for k in before if k.startswith(prefix) and before[k].is_floating_point()]
+    return bool(keys) and all(not torch.equal(before[k], after[k]) for k in keys if k.endswith("weight"))
+
+
+def test_gan_trains_checkpoints_renders_and_resumes(run_script, mnist_dir):
+    """Default callbacks (they monitor val/acc) are handled; a resumed run replays the uninterrupted one."""
+    full = gan_run(run_script, mnist_dir, "trainer.max_epochs=2", "callbacks=gan")
+    final = full.metrics["final"]
+    assert all(
+        math.isfinite(final[k]) for k in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake")
+    )
+    first, last = state(full, "epoch_000.ckpt"), state(full, "last.ckpt")
+    assert changed(first, last, "generator.") and changed(first, last, "discriminator.")
+    assert set(first) >= {"fixed_noise"} and full.metrics["global_step"] == 2 * 2 * 16  # 2 epochs, D + G
+    for name in ("epoch_000", "epoch_001", "last"):
+        assert Image.open(full.run_dir / "samples" / f"{name}.png").size == (8 * 30 + 2, 8 * 30 + 2)
+    assert set(full.metrics["test"]) == {"test/d_loss", "test/g_loss", "test/d_real", "test/d_fake"}
+
+    half = gan_run(
+        run_script, mnist_dir, "trainer.max_epochs=1", "test=false"
+    )  # default callbacks: val/acc replaced
+    assert "checkpointing every epoch instead of on 'val/acc'" in half.output
+    resumed = gan_run(
+        run_script,
+        mnist_dir,
+        "trainer.max_epochs=2",
+        f"ckpt_path={half.run_dir / 'checkpoints' / 'last.ckpt'}",
+    )
+    assert resumed.metrics["global_step"] == full.metrics["global_step"]
+    for key in ("train/d_loss", "train/g_loss"):
+        assert resumed.metrics["final"][key] == pytest.approx(final[key], rel=1e-5)
+
+
+def test_dcgan_samples_and_scores_with_a_template_classifier(run_script, mnist_dir):
+    gan = run_script(
+        "model=dcgan", "data=mnist", "data.normalize=symmetric", f"paths.data_dir={mnist_dir}",
+        "trainer.max_epochs=1", "test=false", *FAST,
+    )  # fmt: skip
+    assert math.isfinite(gan.metrics["final"]["train/g_loss"])
+    classifier = run_script(
+        "model=cnn", "data=mnist", f"paths.data_dir={mnist_dir}", "trainer.max_epochs=2", *FAST
+    )
+    assert classifier.metrics["test"]["test/acc"] > 0.9
+    sampled = run_script(
+        f"ckpt_path={gan.run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"classifier_ckpt={classifier.metrics['best']['ckpt_path']}",
+        f"paths.data_dir={mnist_dir}",
+        "n=16",
+        "num_score=300",
+        "per_class=true",
+        "per_class_n=5",
+        script="sample",
+    )
+    scores = sampled.metrics["scores"]
+    assert scores["fid"] > 0 and 0.1 <= scores["confidence"] <= 1 and 0 <= scores["class_entropy"] <= 1
+    assert Image.open(sampled.run_dir / "samples.png").size == (4 * 30 + 2, 4 * 30 + 2)
+    assert Image.open(sampled.run_dir / "samples_per_class.png").size == (5 * 30 + 2, 10 * 30 + 2)
+
+
+def test_trainer_gradient_clipping_is_a_one_line_error(run_script, mnist_dir):
+    run = gan_run(run_script, mnist_dir, "trainer.gradient_clip_val=1.0", expect_ok=False)
+    assert run.proc.returncode == 1 and "Traceback" not in run.output
+    assert "error: trainer.gradient_clip_val=1.0 does not apply to a GAN" in run.output
+    assert "model.gradient_clip_val=1.0" in run.output
+
+
+def test_per_class_grid_without_a_classifier_names_the_fix(run_script, tmp_path):
+    run = run_script("ckpt_path=x.ckpt", "per_class=true", script="sample", expect_ok=False)
+    assert (
+        run.proc.returncode == 1
+        and "error: per_class=true" in run.output
+        and "classifier_ckpt=" in run.output
+    )
+
+
+# --- the score functions on inputs with known answers -------------------------------------------
+class Identity(nn.Module):
+    num_features = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
+def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(4000, 4, generator=generator)
+    shifted = torch.randn(4000, 4, generator=generator) + 1.0  # same covariance, mean moved by (1,1,1,1)
+    assert frechet_distance(Identity(), real, shifted) == pytest.approx(4.0, abs=0.25)
+    assert frechet_distance(Identity(), real, real) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_real_vs_real_is_closer_than_real_vs_noise():
+    labels = torch.arange(600) % 10
+    train = torch.from_numpy(class_images(labels.numpy(), (1, 28, 28), seed=1))
+    test = torch.from_numpy(class_images(labels.numpy(), (1, 28, 28), seed=2))
+    noise = torch.randint(
+        0, 256, (600, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+    )
+    torch.manual_seed(0)
+    features = ClassifierFeatures(mlp(784, [64, 32], 10))
+    floor, ceiling = frechet_distance(features, test, train), frechet_distance(features, test, noise)
+    assert 0 <= floor < ceiling / 10
+
+
+def test_class_histogram_entropy_and_confidence():
+    assert histogram_entropy(torch.arange(1000) % 10, 10) == pytest.approx(1.0)
+    assert histogram_entropy(torch.full((1000,), 3), 10) == pytest.approx(0.0)
+    assert histogram_entropy(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 4]), 10) == pytest.approx(
+        math.log(5) / math.log(10)
+    )
+    assert mean_confidence(torch.tensor([[1.0, 0.0], [0.5, 0.5]])) == pytest.approx(0.75)
