@@ -12,6 +12,7 @@ import datetime
 import importlib.util
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def train(overrides: list[str], run_dir: Path, script: str = "train") -> dict:
     """Run src/<script>.py in a subprocess (a real run, as a user would) and return its metrics.json."""
+    shutil.rmtree(run_dir, ignore_errors=True)  # a stale checkpoint from an earlier run must not count
     command = [sys.executable, str(ROOT / "src" / f"{script}.py"), *overrides, f"hydra.run.dir={run_dir}"]
     print("$", " ".join(command[1:]), flush=True)
     start = time.perf_counter()
