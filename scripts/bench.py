@@ -7,5 +7,5 @@ if __name__ == "__main__":
         "bench",
         "BENCHMARKS",
         "Ratios are measured within one run of `make bench`, on the machine named in each section. "
-        "Sections: `make bench ARGS=\"--only <section>\"`.",
+        'Sections: `make bench ARGS="--only <section>"`.',
     )

@@ -7,6 +7,6 @@ if __name__ == "__main__":
         "results",
         "RESULTS",
         "Every figure below comes from a real run on the real data set, made by `make results` "
-        "(sections: `make results ARGS=\"--only <section>\"`). Test accuracy is on the official test "
+        '(sections: `make results ARGS="--only <section>"`). Test accuracy is on the official test '
         "split, from the best-validation checkpoint.",
     )

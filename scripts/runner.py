@@ -38,7 +38,11 @@ def machine() -> str:
 
     cpu = "unknown CPU"
     if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = f"{names[0]} x{len(names)}" if names else cpu
     threads = torch.get_num_threads()
     return f"{cpu}, {threads} torch threads, torch {torch.__version__}, Python {platform.python_version()}"
@@ -63,7 +67,7 @@ def assemble(kind: str, title: str, intro: str) -> None:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         (section_dir / f"{path.stem}.md").write_text(
             f"## {module.TITLE}\n\nMeasured {stamp} on {machine()}.\n"
-            f"Regenerate: `make {kind if kind == 'results' else 'bench'} ARGS=\"--only {path.stem}\"`.\n\n{body}\n"
+            f'Regenerate: `make {kind if kind == "results" else "bench"} ARGS="--only {path.stem}"`.\n\n{body}\n'
         )
     sections = [(section_dir / f"{p.stem}.md") for p in modules if (section_dir / f"{p.stem}.md").exists()]
     text = f"# {title}\n\n{intro}\n\n" + "\n".join(s.read_text() for s in sections)

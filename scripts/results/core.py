@@ -17,9 +17,14 @@ EXPERIMENTS = [  # experiment, recipe, reference figure, target test accuracy
 
 
 def run(data_dir: Path) -> str:
-    rows = ["| experiment | recipe | reference | ours (test acc) | met | epochs | wall time |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| experiment | recipe | reference | ours (test acc) | met | epochs | wall time |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, recipe, reference, target in EXPERIMENTS:
-        metrics = train([f"experiment={name}", f"paths.data_dir={data_dir}"], ROOT / "logs" / "results" / name)
+        metrics = train(
+            [f"experiment={name}", f"paths.data_dir={data_dir}"], ROOT / "logs" / "results" / name
+        )
         acc = metrics["test"]["test/acc"]
         rows.append(
             f"| `{name}` | {recipe} | {reference} | {100 * acc:.2f} % | {'yes' if acc >= target else 'NO'} "
@@ -31,4 +36,7 @@ def run(data_dir: Path) -> str:
         f"| `seed_perceptron` | one sigmoid unit, truth table | p([1,0,0]) > 0.99 | p = {prediction:.5f} "
         f"| {'yes' if prediction > 0.99 else 'NO'} | {toy['epochs']} | {toy['wall_time_s']:.0f} s |"
     )
-    return "\n".join(rows) + "\n\nCommand per row: `python src/train.py experiment=<name> paths.data_dir=<data>`.\n"
+    return (
+        "\n".join(rows)
+        + "\n\nCommand per row: `python src/train.py experiment=<name> paths.data_dir=<data>`.\n"
+    )
