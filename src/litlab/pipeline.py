@@ -133,12 +133,11 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
 def run_entry_point(task: Any, cfg: DictConfig) -> Any:
     """Run ``task``; turn known user errors into one line. In a multirun a failure is recorded and the sweep goes on."""
     from litlab.errors import LitlabError
-
-    from litlab.sweeps.jobs import apply_threads, finished_result, interrupted_checkpoint
+    from litlab.sweeps.jobs import apply_threads, finished_result, interrupted_checkpoint, requeued
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.get("resume"):
+    if cfg.get("resume") or requeued():
         if done := finished_result(output_dir):
             print(f"litlab: resume: {output_dir} already completed, skipped", file=sys.stderr)
             return done

@@ -79,6 +79,11 @@ def interrupted_checkpoint(output_dir: Path) -> Path | None:
     return last if last.exists() and read_metrics(output_dir) is None else None
 
 
+def requeued() -> bool:
+    """A SLURM job requeued after a timeout or preemption resumes as if ``resume=true`` were set."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
 def metric_value(result: dict[str, Any] | None, key: str) -> float:
     """Look ``key`` up in the run's final (val/train) then test metrics; NaN when the job failed."""
     if not result or result.get("status") != "completed":

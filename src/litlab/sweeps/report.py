@@ -86,7 +86,8 @@ def markdown(
                     "not started": "no job dir yet",
                 }.get(job.status, "")
             )
-            shown = " ".join(f"{k}={v}" for k, v in job.params.items() if k in keys or k == SEED_KEY)
+            params = job.params
+            shown = " ".join(f"{k}={params[k]}" for k in [*keys, SEED_KEY] if k in params)
             lines.append(f"- {where}{job.status}: `{shown or ' '.join(job.overrides)}` — {detail}")
         lines += ["", "Rerun the same command with `resume=true` (same `hydra.sweep.dir`) to run only these."]
     lines += [""] + [f"![{name}]({name})" for name in figures]
