@@ -15,7 +15,7 @@ from litlab.sweeps.jobs import objective  # noqa: E402
 
 # conf/hydra/launcher/{joblib,submitit_*}.yaml set litlab's defaults and are checked against the
 # plugins' schemas of the same name, as intended; Hydra warns that this matching is deprecated.
-warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema.*")
+warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -121,3 +121,35 @@ def test_swept_keys_ignore_bookkeeping_and_floats_are_short():
     ]
     assert swept_keys(jobs) == ["model", "seed"]
     assert short("0.000123456789") == "0.0001235" and short("128") == "128" and short("relu") == "relu"
+
+
+@pytest.mark.slow
+def test_joblib_runs_jobs_side_by_side_with_a_share_of_the_cores(tmp_path, cifar_dir):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "joblib"
+    overrides = [
+        f"paths.data_dir={cifar_dir}",
+        "model=mlp",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    multirun(tmp_path, *overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2,3")
+    jobs = [metrics(sweep / str(i)) for i in range(4)]
+    cpus = len(os.sched_getaffinity(0))
+    assert all(j["status"] == "completed" and j["test"]["test/acc"] > 0.5 for j in jobs)
+    assert {j["threads"] for j in jobs} == {max(1, cpus // min(2, cpus))}
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_really_runs_jobs(tmp_path, cifar_dir):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "submitit"
+    overrides = [
+        f"paths.data_dir={cifar_dir}",
+        "model=mlp",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    multirun(tmp_path, *overrides, "hydra/launcher=submitit_local", "seed=0,1", "model.activation=relu,bogus")
+    statuses = [metrics(sweep / str(i))["status"] for i in range(4)]
+    assert statuses == ["completed", "failed"] * 2 and (sweep / ".submitit").is_dir()
