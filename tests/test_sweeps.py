@@ -153,3 +153,41 @@ def test_submitit_local_launcher_really_runs_jobs(tmp_path, cifar_dir):
     multirun(tmp_path, *overrides, "hydra/launcher=submitit_local", "seed=0,1", "model.activation=relu,bogus")
     statuses = [metrics(sweep / str(i))["status"] for i in range(4)]
     assert statuses == ["completed", "failed"] * 2 and (sweep / ".submitit").is_dir()
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        {"model.optimizer.lr": ["0.001", "0.01", "0.1"]},  # numeric: a line with error bars (log x)
+        {
+            "model.activation": ["relu", "tanh", "gelu"],
+            "model.hidden_sizes": ["[8]", "[8,8]"],
+        },  # grouped bars
+        {"experiment": ["a", "b"]},  # categorical: bars
+    ],
+)
+def test_metric_plot_for_each_kind_of_sweep(tmp_path, grid):
+    from litlab.sweeps.collect import group_jobs
+    from litlab.sweeps.plots import plot_metric
+
+    keys = list(grid)
+    combos = [{}]
+    for key, values in grid.items():
+        combos = [{**c, key: v} for c in combos for v in values]
+    jobs = [
+        Job(
+            tuple(f"{k}={v}" for k, v in {**c, "seed": str(s)}.items()),
+            "completed",
+            metrics={"test/acc": 0.5 + s / 10},
+        )
+        for c in combos
+        for s in range(2)
+    ]
+    groups = group_jobs(jobs, keys)
+    assert len(groups) == len(combos) and groups[0].mean_std("test/acc") == pytest.approx(
+        (0.55, 0.0707), abs=1e-3
+    )
+    assert (
+        plot_metric(tmp_path / "plot.png", groups, keys, "test/acc")
+        and (tmp_path / "plot.png").stat().st_size > 5000
+    )

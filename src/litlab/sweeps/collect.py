@@ -49,6 +49,15 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
+def short(value: str) -> str:
+    """Optuna's float parameters to 4 significant digits; everything else as given."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if value.lstrip("-").isdigit() else f"{number:.4g}"
+
+
 def read_job(path: Path) -> Job:
     overrides_file = path / ".hydra" / "overrides.yaml"
     result: dict[str, Any] = {}

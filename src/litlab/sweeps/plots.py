@@ -8,7 +8,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from litlab.sweeps.collect import Group
+from litlab.sweeps.collect import Group, short
 
 
 def _number(text: str) -> float | None:
@@ -28,8 +28,31 @@ def _pyplot():
     return plt
 
 
-def label(params: dict[str, str], skip: str | None = None) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in params.items() if k != skip) or "all"
+def label(params: dict[str, str], skip: str | None = None, sep: str = ", ") -> str:
+    return sep.join(f"{k.split('.')[-1]}={short(v)}" for k, v in params.items() if k != skip) or "all"
+
+
+def grouped_bars(ax, groups: list[Group], keys: list[str], metric: str) -> None:
+    """Two categorical keys: the one with more values on the x axis, one bar colour per value of the other."""
+    x_key, series_key = sorted(keys, key=lambda k: -len({g.params[k] for g in groups}))
+    xs = list(dict.fromkeys(g.params[x_key] for g in groups))
+    series = list(dict.fromkeys(g.params[series_key] for g in groups))
+    width = 0.8 / len(series)
+    for i, value in enumerate(series):
+        members = {g.params[x_key]: g for g in groups if g.params[series_key] == value}
+        stats = [members[x].mean_std(metric) if x in members else (math.nan, 0.0) for x in xs]
+        positions = [j + (i - (len(series) - 1) / 2) * width for j in range(len(xs))]
+        ax.bar(
+            positions,
+            [m for m, _ in stats],
+            width,
+            yerr=[s for _, s in stats],
+            capsize=2,
+            label=f"{series_key.split('.')[-1]}={short(value)}",
+        )
+    ax.set_xticks(range(len(xs)), [short(x) for x in xs], rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel(x_key)
+    ax.legend(fontsize=7)
 
 
 def plot_metric(path: Path, groups: list[Group], keys: list[str], metric: str) -> bool:
@@ -40,7 +63,7 @@ def plot_metric(path: Path, groups: list[Group], keys: list[str], metric: str) -
         return False
     plt = _pyplot()
     numeric = [k for k in keys if all(_number(g.params[k]) is not None for g in groups)]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(groups) + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(groups) + 2), 4.2))
     if numeric and len(keys) <= 2:
         x_key = numeric[-1]
         lines: dict[str, list[Group]] = defaultdict(list)
@@ -63,14 +86,14 @@ def plot_metric(path: Path, groups: list[Group], keys: list[str], metric: str) -
         ax.set_xlabel(x_key)
         if len(lines) > 1:
             ax.legend(fontsize=8)
+    elif len(keys) == 2:
+        grouped_bars(ax, groups, keys, metric)
     else:
         stats = [g.mean_std(metric) for g in groups]
         ax.bar(
             range(len(groups)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=4, color="tab:blue"
         )
-        ax.set_xticks(
-            range(len(groups)), [label(g.params) for g in groups], rotation=30, ha="right", fontsize=8
-        )
+        ax.set_xticks(range(len(groups)), [label(g.params, sep="\n") for g in groups], fontsize=7)
     ax.set_ylabel(f"{metric} (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     fig.tight_layout()

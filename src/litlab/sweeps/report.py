@@ -11,7 +11,7 @@ import csv
 import math
 from pathlib import Path
 
-from litlab.sweeps.collect import SEED_KEY, Group, Job, group_jobs, load_sweep, swept_keys
+from litlab.sweeps.collect import SEED_KEY, Group, Job, group_jobs, load_sweep, short, swept_keys
 from litlab.sweeps.plots import plot_curves, plot_metric
 
 DEFAULT_METRICS = ("test/acc", "val/acc_best", "train/acc", "gap", "wall_time_s")
@@ -25,15 +25,6 @@ def fmt(metric: str, mean: float, std: float, n: int) -> str:
     digits = 2 if scale == 100.0 or abs(mean) < 100 else 0
     text = f"{scale * mean:.{digits}f}"
     return text + (f" ± {scale * std:.{digits}f}" if n > 1 else "") + unit
-
-
-def short(value: str) -> str:
-    """Optuna's float parameters to 4 significant digits; everything else as given."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return value if value.lstrip("-").isdigit() else f"{number:.4g}"
 
 
 def markdown(
