@@ -1,7 +1,8 @@
 """What one multirun job needs to know about the sweep around it.
 
 - ``threads_per_job``: parallel jobs on one machine share its cores, so each gets cores // jobs torch
-  threads instead of all of them (two jobs x two threads on two cores run slower than one each).
+  threads instead of all of them (two jobs x two threads on two cores run slower than one each);
+  a submitit job gets its ``cpus_per_task``.
 - ``finished_result``: with ``resume=true`` a job whose metrics.json says completed is not run again.
 - ``objective``: the float an Optuna sweeper optimises; NaN marks a failed trial.
 """
@@ -24,18 +25,21 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def parallel_jobs() -> int:
-    """How many jobs of this multirun run side by side on this machine (1 outside a parallel launcher)."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode.name != "MULTIRUN":
-        return 1
+def launcher_threads() -> int | None:
+    """Threads per job that the multirun's launcher implies: submitit's ``cpus_per_task`` (the job's CPU
+    allocation), or cores // parallel jobs for joblib's ``n_jobs``; None outside such a launcher."""
+    mode = HydraConfig.get().mode if HydraConfig.initialized() else None
+    if mode is None or mode.name != "MULTIRUN":
+        return None
     launcher = HydraConfig.get().launcher
-    n_jobs = launcher.get("n_jobs")  # joblib
-    if n_jobs is None and "submitit" in str(launcher.get("_target_", "")).lower():
-        n_jobs = launcher.get("array_parallelism") if "Local" in str(launcher._target_) else 1
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    n_jobs = launcher.get("n_jobs")
     if not n_jobs:
-        return 1
+        return None
     cpus = available_cpus()
-    return cpus if n_jobs < 0 else max(1, min(int(n_jobs), cpus))
+    jobs = cpus if n_jobs < 0 else max(1, min(int(n_jobs), cpus))
+    return max(1, cpus // jobs)
 
 
 def threads_per_job(requested: int | None) -> int | None:
@@ -44,8 +48,7 @@ def threads_per_job(requested: int | None) -> int | None:
         if int(requested) < 1:
             raise ConfigError(f"threads={requested} must be a positive integer (or null for automatic)")
         return int(requested)
-    jobs = parallel_jobs()
-    return None if jobs <= 1 else max(1, available_cpus() // jobs)
+    return launcher_threads()
 
 
 def apply_threads(requested: int | None) -> int | None:

@@ -21,10 +21,9 @@ PERCENT = ("acc", "gap")  # metrics shown in % in the markdown table
 def fmt(metric: str, mean: float, std: float, n: int) -> str:
     if math.isnan(mean):
         return "—"
-    scale, unit = (100.0, "") if any(p in metric for p in PERCENT) else (1.0, "")
+    scale = 100.0 if any(p in metric for p in PERCENT) else 1.0
     digits = 2 if scale == 100.0 or abs(mean) < 100 else 0
-    text = f"{scale * mean:.{digits}f}"
-    return text + (f" ± {scale * std:.{digits}f}" if n > 1 else "") + unit
+    return f"{scale * mean:.{digits}f}" + (f" ± {scale * std:.{digits}f}" if n > 1 else "")
 
 
 def markdown(
