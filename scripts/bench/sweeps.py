@@ -4,6 +4,7 @@ core, cores // jobs torch threads each). Target: parallel wall time <= 0.6x sequ
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -32,27 +33,38 @@ def sweep(data_dir: Path, extra: list[str], sweep_dir: Path) -> tuple[float, lis
     return wall, [json.loads((sweep_dir / str(i) / "metrics.json").read_text()) for i in range(8)]
 
 
-def run(data_dir: Path) -> str:
+def run(data_dir: Path, repeats: int = 2) -> str:
+    """Alternate the launchers ``repeats`` times and keep each one's best wall time, so a burst of load
+    from processes outside the CPU lock during one run does not decide the ratio; the load is shown."""
+    best: dict[str, tuple[float, list[dict], str]] = {}
+    for repeat in range(repeats):
+        for name, extra in LAUNCHERS.items():
+            sweep_dir = ROOT / "logs" / "bench" / "sweeps" / f"{name.split()[0]}{repeat}"
+            subprocess.run(["rm", "-rf", str(sweep_dir)], check=True)
+            load = os.getloadavg()[0]
+            wall, jobs = sweep(data_dir, extra, sweep_dir)
+            loads = f"{load:.1f} -> {os.getloadavg()[0]:.1f}"
+            print(f"{name}: {wall:.1f} s (load {loads})", flush=True)
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, jobs, loads)
     rows = [
-        "| launcher | wall time (8 jobs) | vs sequential | torch threads per job | completed | mean test acc |"
+        "| launcher | wall time (8 jobs, best of 2) | vs sequential | threads per job | completed "
+        "| mean test acc | 1-min load before -> after |",
+        "|---|---|---|---|---|---|---|",
     ]
-    rows.append("|---|---|---|---|---|---|")
-    base = None
-    for name, extra in LAUNCHERS.items():
-        sweep_dir = ROOT / "logs" / "bench" / "sweeps" / name.split()[0]
-        subprocess.run(["rm", "-rf", str(sweep_dir)], check=True)
-        wall, jobs = sweep(data_dir, extra, sweep_dir)
-        base = base or wall
+    base = best[next(iter(LAUNCHERS))][0]
+    for name, (wall, jobs, loads) in best.items():
         done = [j for j in jobs if j["status"] == "completed"]
         acc = sum(j["test"]["test/acc"] for j in done) / max(1, len(done))
-        threads = sorted({j.get("threads") for j in done})
+        threads = ", ".join(map(str, sorted({j.get("threads") for j in done})))
         rows.append(
-            f"| {name} | {wall:.1f} s | {wall / base:.2f}x | {', '.join(map(str, threads))} | {len(done)}/8 "
-            f"| {100 * acc:.2f} % |"
+            f"| {name} | {wall:.1f} s | {wall / base:.2f}x | {threads} | {len(done)}/8 | {100 * acc:.2f} % | {loads} |"
         )
     return (
         "\n".join(rows)
         + "\n\nEach job: `python src/train.py -m "
         + " ".join(JOB)
-        + "` (whole command timed, start-up included). Target: parallel <= 0.60x sequential.\n"
+        + "` (whole command timed, start-up included). Target: parallel <= 0.60x sequential. The 2-core "
+        "machine is shared: other developers' tests run outside the CPU lock, so the load column says how "
+        "quiet it was.\n"
     )
