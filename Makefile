@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 REAL_DATA := $(if $(DATA_DIR),$(DATA_DIR),$(SHARED_DATA))
 DATA_ARG := $(if $(DATA_DIR),paths.data_dir=$(abspath $(DATA_DIR)))
 
-.PHONY: install train test test-slow results bench lint format clean
+.PHONY: install train test test-slow results bench report ablation lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ results: install  ## rerun the reference experiments on real data and regenerate
 
 bench: install  ## throughput and startup benchmarks; regenerates BENCHMARKS.md
 	$(PY) scripts/bench.py --data-dir $(abspath $(REAL_DATA)) $(ARGS)
+
+report: install  ## tables and plots of a sweep: make report SWEEP=logs/train/multiruns/<time>
+	$(PY) src/report.py $(SWEEP) $(ARGS)
+
+ablation: install  ## run one study of experiments/ and regenerate its folder: make ablation STUDY=mlp_vs_cnn
+	$(PY) scripts/ablation.py $(STUDY) --data-dir $(abspath $(REAL_DATA)) $(ARGS)
 
 lint: install
 	$(PY) -m ruff check src tests scripts

@@ -56,7 +56,7 @@ def assemble(kind: str, title: str, intro: str) -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--only", nargs="*", help="section names to rerun (default: all)")
     args = parser.parse_args()
-    section_dir = ROOT / kind
+    section_dir = ROOT / {"results": "results", "bench": "benchmarks"}[kind]
     section_dir.mkdir(exist_ok=True)
     modules = sorted((ROOT / "scripts" / kind).glob("[!_]*.py"))
     for path in modules:

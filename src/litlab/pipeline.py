@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         close_loggers()
     result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)
+    result["threads"] = torch.get_num_threads()
     result["wall_time_s"] = round(time.perf_counter() - start, 2)
     finish(result, output_dir)
     return result
@@ -125,6 +127,7 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
             "seed": cfg.get("seed"),
             "status": "failed",
             "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exception(error)[-12:],
         },
         output_dir,
     )
@@ -133,9 +136,19 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
 def run_entry_point(task: Any, cfg: DictConfig) -> Any:
     """Run ``task``; turn known user errors into one line. In a multirun a failure is recorded and the sweep goes on."""
     from litlab.errors import LitlabError
+    from litlab.sweeps.jobs import apply_threads, finished_result, interrupted_checkpoint, requeued
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("resume") or requeued():
+        if done := finished_result(output_dir):
+            print(f"litlab: resume: {output_dir} already completed, skipped", file=sys.stderr)
+            return done
+        if cfg.get("ckpt_path") is None and (last := interrupted_checkpoint(output_dir)):
+            print(f"litlab: resume: continuing the interrupted job from {last}", file=sys.stderr)
+            cfg.ckpt_path = str(last)
     try:
+        apply_threads(cfg.get("threads"))
         with isolated_job():
             return task(cfg)
     except Exception as error:
@@ -143,7 +156,7 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         if multirun:
             print(
-                f"litlab: job {Path(cfg.paths.output_dir).name} failed: {type(error).__name__}: {message}",
+                f"litlab: job {output_dir.name} failed: {type(error).__name__}: {message}",
                 file=sys.stderr,
             )
             return None

@@ -1,0 +1,106 @@
+"""What one multirun job needs to know about the sweep around it.
+
+- ``threads_per_job``: parallel jobs on one machine share its cores, so each gets cores // jobs torch
+  threads instead of all of them (two jobs x two threads on two cores run slower than one each);
+  a submitit job gets its ``cpus_per_task``.
+- ``finished_result``: with ``resume=true`` a job whose metrics.json says completed is not run again.
+- ``objective``: the float an Optuna sweeper optimises; NaN marks a failed trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from litlab.errors import ConfigError
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def launcher_threads() -> int | None:
+    """Threads per job that the multirun's launcher implies: submitit's ``cpus_per_task`` (the job's CPU
+    allocation), or cores // parallel jobs for joblib's ``n_jobs``; None outside such a launcher."""
+    mode = HydraConfig.get().mode if HydraConfig.initialized() else None
+    if mode is None or mode.name != "MULTIRUN":
+        return None
+    launcher = HydraConfig.get().launcher
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    n_jobs = launcher.get("n_jobs")
+    if not n_jobs:
+        return None
+    cpus = available_cpus()
+    jobs = cpus if n_jobs < 0 else max(1, min(int(n_jobs), cpus))
+    return max(1, cpus // jobs)
+
+
+def threads_per_job(requested: int | None) -> int | None:
+    """``threads=N`` wins; in a parallel multirun each job gets its share of the cores; else torch decides."""
+    if requested is not None:
+        if int(requested) < 1:
+            raise ConfigError(f"threads={requested} must be a positive integer (or null for automatic)")
+        return int(requested)
+    return launcher_threads()
+
+
+def apply_threads(requested: int | None) -> int | None:
+    import torch
+
+    threads = threads_per_job(requested)
+    if threads is not None:
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # for libraries that start their own pools later
+    return threads
+
+
+def read_metrics(output_dir: Path) -> dict[str, Any] | None:
+    path = output_dir / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def finished_result(output_dir: Path) -> dict[str, Any] | None:
+    """The stored result of a job that already completed here; None if it must (re)run."""
+    metrics = read_metrics(output_dir)
+    return metrics if metrics and metrics.get("status") == "completed" else None
+
+
+def interrupted_checkpoint(output_dir: Path) -> Path | None:
+    """A job killed mid-training (no metrics.json at all) continues from its last checkpoint.
+    A job that failed (NaN, crash) starts again: its checkpoint would only replay the failure."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    return last if last.exists() and read_metrics(output_dir) is None else None
+
+
+def requeued() -> bool:
+    """A SLURM job requeued after a timeout or preemption resumes as if ``resume=true`` were set."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def metric_value(result: dict[str, Any] | None, key: str) -> float:
+    """Look ``key`` up in the run's final (val/train) then test metrics; NaN when the job failed."""
+    if not result or result.get("status") != "completed":
+        return math.nan
+    for section in ("final", "test"):
+        if key in result.get(section, {}):
+            return float(result[section][key])
+    raise ConfigError(
+        f"optimized_metric={key} is not a logged metric; choose one of "
+        f"{sorted({*result.get('final', {}), *result.get('test', {})})}"
+    )
+
+
+def objective(result: dict[str, Any] | None, cfg: DictConfig) -> float | dict[str, Any] | None:
+    """What the Hydra main returns: the optimised metric for an Optuna sweep, else the result."""
+    key = cfg.get("optimized_metric")
+    return metric_value(result, key) if key else result

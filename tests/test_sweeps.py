@@ -1,0 +1,193 @@
+"""Real multiruns of src/train.py on tiny data: failure tolerance, resume, reports and Optuna studies."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from litlab.sweeps.collect import Job, swept_keys
+from litlab.sweeps.jobs import metric_value, threads_per_job
+from litlab.sweeps.report import short
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "trainer.accelerator=cpu",
+    "data.val_size=100",
+    "data.batch_size=32",
+    "data.download=false",
+    "callbacks.rich_progress_bar=null",
+]
+
+
+def multirun(tmp_path: Path, *overrides: str, script: str = "train") -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "src" / f"{script}.py"), *overrides]
+    if script == "train":
+        command[2:2] = ["-m", *TINY, f"paths.log_dir={tmp_path / 'logs'}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc
+
+
+def metrics(job_dir: Path) -> dict:
+    return json.loads((job_dir / "metrics.json").read_text())
+
+
+def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
+    sweep = tmp_path / "sweep"
+    grid = [f"paths.data_dir={cifar_dir}", "model=mlp", "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}"]
+    grid += ["seed=0,1", "model.activation=relu,bogus"]  # jobs 1 and 3 fail on the unknown activation
+    multirun(tmp_path, *grid)
+    assert [metrics(sweep / str(i))["status"] for i in range(4)] == ["completed", "failed"] * 2
+    assert "unknown activation 'bogus'" in metrics(sweep / "1")["error"]
+
+    multirun(tmp_path, str(sweep), script="report")
+    table = (sweep / "results.md").read_text()
+    relu = next(line for line in table.splitlines() if line.startswith("| relu |")).split(" | ")
+    assert relu[1:4] == ["2", "0", "0"] and float(relu[4].split(" ± ")[0]) > 50  # 2 seeds; chance is 10 %
+    assert "| bogus | 0 | 2 | 0 | — |" in table and "2 completed, 2 failed" in table
+    with (sweep / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["model.activation"], r["seed"], r["status"]) for r in rows][:2] == [
+        ("relu", "0", "completed"),
+        ("bogus", "0", "failed"),
+    ]
+    assert (sweep / "results.png").stat().st_size > 1000 and (sweep / "curves.png").stat().st_size > 1000
+
+    # a lost seed: the report says what is missing
+    done_before = (sweep / "0" / "metrics.json").stat().st_mtime_ns
+    subprocess.run(["rm", "-rf", str(sweep / "2")], check=True)
+    multirun(tmp_path, str(sweep), script="report")
+    table = (sweep / "results.md").read_text()
+    assert "| relu | 1 | 0 | 1 |" in table and "not started: `model.activation=relu seed=1`" in table
+
+    # resume: the completed job is skipped, the missing and the failed ones run again
+    proc = multirun(tmp_path, *grid, "resume=true")
+    assert f"{sweep / '0'} already completed, skipped" in proc.stderr
+    assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == done_before
+    assert metrics(sweep / "2")["status"] == "completed" and metrics(sweep / "3")["status"] == "failed"
+
+
+def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
+    optuna = pytest.importorskip("optuna")
+    sweep = tmp_path / "study"
+    search = [
+        "hparams_search=mlp_mnist",
+        f"paths.data_dir={mnist_dir}",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweeper.sampler=random",
+        "hydra.sweeper.seed=6",  # asks relu, bogus, relu
+        "model.activation=choice(relu,bogus)",  # bogus trials fail; the study must go on
+    ]
+    multirun(tmp_path, *search, "hydra.sweeper.n_trials=3")
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    study = optuna.load_study(study_name="mlp_mnist", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 3 and {"COMPLETE", "FAIL"} <= set(states), states
+    for trial in study.trials:
+        job = metrics(sweep / str(trial.user_attrs["job"]))
+        assert job["status"] == ("completed" if trial.state.name == "COMPLETE" else "failed")
+        if job["status"] == "completed":
+            assert trial.value == pytest.approx(job["final"]["val/acc_best"])
+
+    study.ask()  # a trial left RUNNING, as by a killed search: it is closed and asked again
+    multirun(tmp_path, *search, "hydra.sweeper.n_trials=4")
+    study = optuna.load_study(study_name="mlp_mnist", storage=storage)
+    assert len(study.trials) == 5 and study.trials[3].state.name == "FAIL"
+    assert study.trials[4].user_attrs["job"] == 4 and (sweep / "4" / "metrics.json").exists()
+    assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "4"]
+
+
+def test_threads_and_objective_rules():
+    assert threads_per_job(3) == 3 and threads_per_job(None) is None  # outside a parallel multirun
+    completed = {"status": "completed", "final": {"val/acc_best": 0.9}, "test": {"test/acc": 0.8}}
+    assert metric_value(completed, "val/acc_best") == 0.9 and metric_value(completed, "test/acc") == 0.8
+    assert metric_value({"status": "failed"}, "val/acc_best") != metric_value(
+        {"status": "failed"}, "x"
+    )  # NaN
+
+
+def test_swept_keys_ignore_bookkeeping_and_floats_are_short():
+    jobs = [
+        Job(("model=mlp", "seed=0", "resume=true"), "completed"),
+        Job(("model=cnn", "seed=1"), "completed"),
+    ]
+    assert swept_keys(jobs) == ["model", "seed"]
+    assert short("0.000123456789") == "0.0001235" and short("128") == "128" and short("relu") == "relu"
+
+
+@pytest.mark.slow
+def test_joblib_runs_jobs_side_by_side_with_a_share_of_the_cores(tmp_path, cifar_dir):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "joblib"
+    overrides = [
+        f"paths.data_dir={cifar_dir}",
+        "model=mlp",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    multirun(tmp_path, *overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2,3")
+    jobs = [metrics(sweep / str(i)) for i in range(4)]
+    cpus = len(os.sched_getaffinity(0))
+    assert all(j["status"] == "completed" and j["test"]["test/acc"] > 0.5 for j in jobs)
+    assert {j["threads"] for j in jobs} == {max(1, cpus // min(2, cpus))}
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_really_runs_jobs(tmp_path, cifar_dir):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "submitit"
+    overrides = [
+        f"paths.data_dir={cifar_dir}",
+        "model=mlp",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    multirun(tmp_path, *overrides, "hydra/launcher=submitit_local", "seed=0,1", "model.activation=relu,bogus")
+    statuses = [metrics(sweep / str(i))["status"] for i in range(4)]
+    assert statuses == ["completed", "failed"] * 2 and (sweep / ".submitit").is_dir()
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        {"model.optimizer.lr": ["0.001", "0.01", "0.1"]},  # numeric: a line with error bars (log x)
+        {
+            "model.activation": ["relu", "tanh", "gelu"],
+            "model.hidden_sizes": ["[8]", "[8,8]"],
+        },  # grouped bars
+        {"experiment": ["a", "b"]},  # categorical: bars
+    ],
+)
+def test_metric_plot_for_each_kind_of_sweep(tmp_path, grid):
+    from litlab.sweeps.collect import group_jobs
+    from litlab.sweeps.plots import plot_metric
+
+    keys = list(grid)
+    combos = [{}]
+    for key, values in grid.items():
+        combos = [{**c, key: v} for c in combos for v in values]
+    jobs = [
+        Job(
+            tuple(f"{k}={v}" for k, v in {**c, "seed": str(s)}.items()),
+            "completed",
+            metrics={"test/acc": 0.5 + s / 10},
+        )
+        for c in combos
+        for s in range(2)
+    ]
+    groups = group_jobs(jobs, keys)
+    assert len(groups) == len(combos) and groups[0].mean_std("test/acc") == pytest.approx(
+        (0.55, 0.0707), abs=1e-3
+    )
+    assert (
+        plot_metric(tmp_path / "plot.png", groups, keys, "test/acc")
+        and (tmp_path / "plot.png").stat().st_size > 5000
+    )
