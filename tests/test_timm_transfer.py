@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 
+import huggingface_hub
 import lightning as L
 import pytest
 import timm
@@ -155,3 +156,21 @@ def test_gradual_unfreezing_adds_param_groups_at_each_milestone():
     assert [g["lr"] for g in trainer.optimizers[0].param_groups] == pytest.approx(
         [0.1 * factor, 0.01 * factor, 0.01 * factor]
     )
+
+
+def test_pretrained_uses_timm_cache_offline(tmp_path, monkeypatch):
+    """Weights already in the Hugging Face cache load through timm's own mechanism, with no network."""
+    source = timm.create_model("test_resnet", num_classes=1000)
+    offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
+    snapshot = tmp_path / "models--timm--test_resnet.r160_in1k" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    save_file(source.state_dict(), str(snapshot / "model.safetensors"))
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr("litlab.models.transfer_weights.network_reachable", lambda *a: pytest.fail("probed"))
+    loaded = model(pretrained=True)
+    for key, value in backbone_state(source).items():
+        assert torch.equal(loaded.net.state_dict()[key], value), key
+    assert loaded.net.fc.out_features == 5
+    assert huggingface_hub.constants.HF_HUB_OFFLINE == offline_before  # offline only while loading

@@ -7,9 +7,11 @@ timm is imported inside the functions so that ``import litlab`` stays fast for o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -105,28 +107,33 @@ def network_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     return bool(result and result[0])
 
 
-def ensure_pretrained_available(name: str) -> None:
-    """Fail fast, naming the file, when the weights are neither cached nor reachable."""
+def ensure_pretrained_available(name: str) -> bool:
+    """True if the weights are cached; raise (naming the file) if neither cached nor reachable."""
     repo_id, url = weights_source(name)
     if is_cached(name):
-        if repo_id is not None:  # cached: skip the hub's freshness check, which would need the network
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            _set_hf_offline()
-        return
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    endpoint = url
+        return True
+    endpoint, offline = url, os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     if repo_id is not None:
         from huggingface_hub import constants
 
-        endpoint = constants.ENDPOINT
+        endpoint, offline = constants.ENDPOINT, offline or constants.HF_HUB_OFFLINE
     if offline or not network_reachable(endpoint):
         raise ConfigError(missing_weights_hint(name))
+    return False
 
 
-def _set_hf_offline() -> None:
+@contextlib.contextmanager
+def hub_offline(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
     from huggingface_hub import constants
 
-    constants.HF_HUB_OFFLINE = True
+    previous, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
 
 
 # --- local files -------------------------------------------------------------------------------
