@@ -10,6 +10,7 @@ checkpoint (``backbone_ckpt``, the offline path). ``finetune`` picks what trains
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ from litlab.models.transfer_weights import (
 
 FINETUNE_MODES = ("full", "linear_probe", "gradual")
 NORMALIZE_MODES = ("backbone", "data")
+# frozen BatchNorms stay in eval mode on purpose (their statistics are frozen): not worth a warning
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
 class TimmClassifier(ClassificationModule):
