@@ -173,4 +173,4 @@ def test_pretrained_uses_timm_cache_offline(tmp_path, monkeypatch):
     for key, value in backbone_state(source).items():
         assert torch.equal(loaded.net.state_dict()[key], value), key
     assert loaded.net.fc.out_features == 5
-    assert huggingface_hub.constants.HF_HUB_OFFLINE == offline_before  # offline only while loading
+    assert offline_before == huggingface_hub.constants.HF_HUB_OFFLINE  # offline only while loading
