@@ -60,9 +60,11 @@ def test_packed_output_ignores_padding(cell, bidirectional, pooling):
         assert torch.allclose(alone, out, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-def test_padded_forward_direction_equals_packed(pooling):
-    packed, padded = net("lstm", False, pooling), net("lstm", False, pooling, packed=False)
+def test_padded_computation_equals_packed(cell, bidirectional, pooling):
+    packed, padded = net(cell, bidirectional, pooling), net(cell, bidirectional, pooling, packed=False)
     tokens, lengths = batch([6, 2, 4], 6)
     with torch.no_grad():
         assert torch.allclose(packed(tokens, lengths), padded(tokens, lengths), atol=1e-6)
