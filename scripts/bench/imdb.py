@@ -110,6 +110,8 @@ def run(data_dir: Path) -> str:
 
     from litlab.utils.config import build
 
+    torch.set_num_threads(1)  # as in the results runs: faster on this shared 2-core machine
+
     with tempfile.TemporaryDirectory() as cache:
         cfg = compose(data_dir, Path(cache))
         cold, datamodule = timed_setup(cfg)
@@ -141,6 +143,6 @@ def run(data_dir: Path) -> str:
         f"| template / plain | {ratio:.2f} ({'meets' if ratio >= 0.9 else 'BELOW'} the 0.9 target) |\n\n"
         f"Model and trainer settings of `experiment={EXPERIMENT}` (precision `{precision}`), the same "
         f"{BATCHES} length-bucketed training batches (mean {tokens:.0f} tokens per review) for both loops, "
-        f"first {WARMUP} batches not timed, median of {ROUNDS} interleaved rounds. Cold setup uses an "
+        f"first {WARMUP} batches not timed, median of {ROUNDS} interleaved rounds, one torch thread. Cold setup uses an "
         "empty cache dir; warm is a second DataModule on the same cache.\n"
     )

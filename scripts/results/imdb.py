@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from runner import ROOT, train
+
+# One intra-op thread: on this shared 2-core box a second thread made an RNN step ~4x slower
+# (40 batches of lstm_imdb_best: 65.6 s with 2 threads, 14.8 s with 1, other jobs running).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TITLE = "IMDB sentiment, RNN family"
 
@@ -38,7 +43,7 @@ def run(data_dir: Path) -> str:
     return (
         "\n".join(rows)
         + "\n\nCommand per row: `python src/train.py experiment=<name> paths.data_dir=<data>`. "
-        "Wall time is the whole run (data setup from the encoded cache, training with validation "
+        "Runs use `OMP_NUM_THREADS=1` (faster on this shared 2-core machine). Wall time is the whole run (data setup from the encoded cache, training with validation "
         "every epoch, testing the best checkpoint); train time stops before testing. The first run "
         "on a machine also tokenises the corpus once (see BENCHMARKS.md, IMDB data setup).\n"
     )
