@@ -74,3 +74,47 @@ def write_mnist(root: Path, train: int = 600, test: int = 200, gz: bool = True) 
             else:
                 (folder / name).write_bytes(raw)
     return folder
+
+
+POSITIVE = ["great", "excellent", "loved", "wonderful", "superb", "brilliant"]
+NEGATIVE = ["awful", "boring", "hated", "terrible", "dull", "worst"]
+NEUTRAL = [f"word{i}" for i in range(60)] + ["the", "movie", "film", "plot", "actor", "a", "and"]
+
+
+def review(rng: np.random.Generator, label: int, extra: list[str]) -> str:
+    """Neutral filler with a few sentiment words, <br /> tags and punctuation, as real reviews have."""
+    words = list(rng.choice(NEUTRAL + extra, size=rng.integers(5, 40)))
+    cues = POSITIVE if label else NEGATIVE
+    for _ in range(rng.integers(1, 4)):
+        words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(cues)).capitalize())
+    half = len(words) // 2
+    return " ".join(words[:half]) + ".<br /><br />" + " ".join(words[half:]) + "!"
+
+
+def imdb_files(per_class: int = 60, test_per_class: int = 40) -> dict[str, bytes]:
+    """aclImdb/{train,test}/{neg,pos}/<id>_<rating>.txt; test reviews also use words train never has."""
+    files: dict[str, bytes] = {"aclImdb/imdb.vocab": "\n".join(POSITIVE + NEGATIVE + NEUTRAL).encode()}
+    for split, n, seed, extra in (("train", per_class, 1, []), ("test", test_per_class, 2, ["testonly"])):
+        rng = np.random.default_rng(seed)
+        for label, name in enumerate(("neg", "pos")):
+            for i in range(n):
+                rating = int(rng.integers(7, 11) if label else rng.integers(1, 5))
+                files[f"aclImdb/{split}/{name}/{i}_{rating}.txt"] = review(rng, label, extra).encode()
+    return files
+
+
+def write_imdb(root: Path, per_class: int = 60, test_per_class: int = 40, archive: bool = False) -> Path:
+    """Write the extracted aclImdb/ folder (or aclImdb_v1.tar.gz) under root."""
+    files = imdb_files(per_class, test_per_class)
+    root.mkdir(parents=True, exist_ok=True)
+    if archive:
+        with tarfile.open(root / "aclImdb_v1.tar.gz", "w:gz") as tar:
+            for name, raw in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+        return root / "aclImdb_v1.tar.gz"
+    for name, raw in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(raw)
+    return root / "aclImdb"

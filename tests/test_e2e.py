@@ -37,7 +37,7 @@ def test_loss_falls_and_csv_log_written(run_script, cifar_dir):
 
 @pytest.mark.parametrize("model", ["keras_cnn", "resnet"])
 def test_other_cnns_learn(run_script, cifar_dir, model):
-    run = run_script(f"model={model}", f"paths.data_dir={cifar_dir}", "trainer.max_epochs=4", *FAST)
+    run = run_script(f"model={model}", f"paths.data_dir={cifar_dir}", "trainer.max_epochs=8", *FAST)
     assert run.metrics["test"]["test/acc"] > 0.3
 
 

@@ -1,0 +1,351 @@
+"""The Large Movie Review Dataset (aclImdb): 25,000 train and 25,000 test reviews, labelled neg/pos.
+
+Read from the official layout (``aclImdb/{train,test}/{neg,pos}/*.txt``), extracted or straight
+from ``aclImdb_v1.tar.gz`` when the data dir is read-only; ``train/unsup`` and the ``.feat`` files
+are not needed. Tokenising 50,000 reviews takes a while, so the encoded corpus and its vocabulary
+are cached, keyed by every setting that changes them (and by the source files): a second run
+starts in seconds and a changed setting never reads a stale cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tarfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from litlab.data.batching import TensorBatchDataset
+from litlab.data.download import download, extract_tar, is_writable_dir, offline_hint
+from litlab.data.text import (
+    TOKENISER_VERSION,
+    TRUNCATION_SIDES,
+    UNK_ID,
+    BucketBatchSampler,
+    Vocabulary,
+    encode_ragged,
+    pad_ragged,
+    tokenise,
+    trim_batch,
+)
+from litlab.errors import ConfigError, DataError
+
+URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+ARCHIVE = "aclImdb_v1.tar.gz"
+ARCHIVE_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"  # the official archive; a repack is accepted unchecked
+FOLDER = "aclImdb"
+CLASSES = ("neg", "pos")  # label 0, label 1
+SPLITS = ("train", "test")
+EXTRACTED_MARKER = ".litlab-extracted"
+MAX_UNK_FRACTION = 0.2  # more unknown training tokens than this: warn that the vocabulary is too small
+
+Reviews = dict[str, tuple[list[str], list[int]]]  # split -> (texts, labels)
+
+
+def writable(folder: Path) -> bool:
+    """Writable and not marked read-only: root passes os.access on a r-x folder, and a shared
+    read-only data folder must still never receive extractions or caches."""
+    return is_writable_dir(folder) and (not folder.exists() or bool(folder.stat().st_mode & stat.S_IWUSR))
+
+
+def read_folder(folder: Path) -> Reviews:
+    reviews: Reviews = {}
+    bad: list[str] = []
+    for split in SPLITS:
+        texts, labels = [], []
+        for label, name in enumerate(CLASSES):
+            class_dir = folder / split / name
+            if not class_dir.is_dir():
+                raise DataError(
+                    f"{class_dir} is missing; re-extract {ARCHIVE} or delete {folder} to re-fetch"
+                )
+            files = sorted(class_dir.glob("*.txt"))
+            if not files:
+                raise DataError(f"{class_dir} holds no .txt reviews; re-extract {ARCHIVE} or delete {folder}")
+            texts.extend(decode(f.read_bytes(), str(f), bad) for f in files)
+            labels.extend([label] * len(files))
+        reviews[split] = (texts, labels)
+    warn_undecodable(bad)
+    return reviews
+
+
+def read_archive(archive: Path) -> Reviews:
+    """Stream the reviews out of the tar.gz without extracting it (the data dir may be read-only)."""
+    found: dict[tuple[str, int], list[tuple[str, bytes]]] = {(s, c): [] for s in SPLITS for c in range(2)}
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                wanted = len(parts) == 4 and parts[1] in SPLITS and parts[2] in CLASSES
+                if member.isfile() and wanted and parts[3].endswith(".txt"):
+                    raw = tar.extractfile(member).read()  # type: ignore[union-attr]
+                    found[parts[1], CLASSES.index(parts[2])].append((parts[3], raw))
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise DataError(f"{archive} is truncated or corrupt ({error}); replace it") from error
+    reviews: Reviews = {}
+    bad: list[str] = []
+    for split in SPLITS:
+        texts, labels = [], []
+        for label, name in enumerate(CLASSES):
+            files = sorted(found[split, label])
+            if not files:
+                raise DataError(
+                    f"{archive} has no {FOLDER}/{split}/{name}/*.txt; it is not the aclImdb archive"
+                )
+            texts.extend(decode(raw, f"{archive}:{split}/{name}/{n}", bad) for n, raw in files)
+            labels.extend([label] * len(files))
+        reviews[split] = (texts, labels)
+    warn_undecodable(bad)
+    return reviews
+
+
+def decode(raw: bytes, name: str, bad: list[str]) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        bad.append(name)
+        return raw.decode("utf-8", errors="replace")
+
+
+def warn_undecodable(bad: list[str]) -> None:
+    if bad:
+        warnings.warn(
+            f"{len(bad)} review file(s) are not valid UTF-8 (first: {bad[0]}); undecodable bytes were "
+            "replaced by U+FFFD. Re-save them as UTF-8 to silence this.",
+            stacklevel=2,
+        )
+
+
+class IMDBDataModule(L.LightningDataModule):
+    name = "imdb"
+    classes = CLASSES
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        max_len: int = 400,
+        truncation: str = "pre",
+        max_size: int = 20000,
+        min_freq: int = 1,
+        lowercase: bool = True,
+        bucket: bool = True,
+        cache_dir: str | None = None,
+        fallback_cache_dir: str = "data/cache",
+        download: bool = True,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if truncation not in TRUNCATION_SIDES:
+            raise ConfigError(f"data.truncation={truncation!r} is not one of {TRUNCATION_SIDES}")
+        if min(batch_size, eval_batch_size, max_len, max_size, min_freq) < 1 or val_size < 0:
+            raise ConfigError(
+                "data.batch_size, eval_batch_size, max_len, max_size and min_freq must be >= 1, val_size >= 0"
+            )
+        self.data_dir = Path(data_dir).expanduser()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed = val_size, split_seed
+        self.max_len, self.truncation = max_len, truncation
+        self.max_size, self.min_freq, self.lowercase = max_size, min_freq, lowercase
+        self.bucket, self.download, self.drop_last = bucket, download, drop_last
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.fallback_cache_dir = Path(fallback_cache_dir).expanduser()
+        self.vocab: Vocabulary | None = None
+        self.splits: dict[str, TensorBatchDataset] = {}
+        self.shuffle_rng: torch.Generator | None = None
+        self.setup_info: dict[str, float | bool | str] = {}
+
+    num_classes = len(CLASSES)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.max_len,)
+
+    # --- finding the files -------------------------------------------------------------------
+    def source(self) -> Path:
+        """The extracted folder, or the archive when the data dir is read-only."""
+        folder, archive = self.data_dir / FOLDER, self.data_dir / ARCHIVE
+        if folder.is_dir() and ((folder / EXTRACTED_MARKER).exists() or not archive.exists()):
+            return folder
+        if not archive.exists():
+            hint = offline_hint("IMDB", self.data_dir, f"{ARCHIVE} or the extracted {FOLDER}/")
+            if not self.download:
+                raise DataError(hint)
+            try:
+                download(URL, archive, ARCHIVE_MD5)
+            except DataError as error:
+                raise DataError(f"{hint} ({error})") from error
+        if not writable(self.data_dir):
+            return archive
+        extract_tar(archive, self.data_dir)
+        (folder / EXTRACTED_MARKER).touch()
+        return folder
+
+    @staticmethod
+    def fingerprint(source: Path) -> list:
+        """Cheap identity of the source files, so edited or replaced data is re-encoded."""
+        if source.is_file():
+            stat = source.stat()
+            return [str(source.resolve()), stat.st_size, stat.st_mtime_ns]
+        entries = []
+        for split in SPLITS:
+            for name in CLASSES:
+                class_dir = source / split / name
+                stats = [f.stat() for f in os.scandir(class_dir)] if class_dir.is_dir() else []
+                entries.append(
+                    [
+                        f"{split}/{name}",
+                        len(stats),
+                        sum(s.st_size for s in stats),
+                        max((s.st_mtime_ns for s in stats), default=0),
+                    ]
+                )
+        return [str(source.resolve()), entries]
+
+    # --- encoding and its cache --------------------------------------------------------------
+    def cache_path(self, source: Path) -> Path:
+        settings = {
+            "tokeniser": TOKENISER_VERSION,
+            "lowercase": self.lowercase,
+            "max_size": self.max_size,
+            "min_freq": self.min_freq,
+            "source": self.fingerprint(source),
+        }
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        root = self.cache_dir or (self.data_dir if writable(self.data_dir) else self.fallback_cache_dir)
+        return root / f"imdb-{key}.pt"
+
+    def encode(self, source: Path) -> dict:
+        reviews = read_folder(source) if source.is_dir() else read_archive(source)
+        train_texts, train_labels = reviews["train"]
+        train_tokens = [tokenise(t, self.lowercase) for t in train_texts]
+        vocab = Vocabulary.build(train_tokens, self.max_size, self.min_freq)  # train only: no test leak
+        if len(vocab) <= 2:
+            raise DataError(
+                f"the IMDB vocabulary is empty: no training word occurs {self.min_freq}+ times; "
+                "lower data.min_freq"
+            )
+        encoded = {
+            "itos": vocab.itos,
+            "train": (*encode_ragged(train_tokens, vocab), torch.tensor(train_labels)),
+        }
+        del train_tokens
+        test_texts, test_labels = reviews["test"]
+        test_tokens = (tokenise(t, self.lowercase) for t in test_texts)
+        encoded["test"] = (*encode_ragged(test_tokens, vocab), torch.tensor(test_labels))
+        return encoded
+
+    def load_encoded(self) -> dict:
+        source = self.source()
+        path = self.cache_path(source)
+        if path.exists():
+            try:
+                encoded = torch.load(path, weights_only=True)
+                self.setup_info.update(cache_hit=True, cache_path=str(path))
+                return encoded
+            except Exception:  # unreadable (damaged disk, other torch version): rebuild it
+                path.unlink(missing_ok=True)
+        encoded = self.encode(source)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".part")
+            torch.save(encoded, partial)
+            partial.replace(path)  # atomic: a reader never sees half a cache
+        except OSError as error:
+            warnings.warn(
+                f"could not write the IMDB cache {path} ({error}); set data.cache_dir", stacklevel=2
+            )
+        self.setup_info.update(cache_hit=False, cache_path=str(path))
+        return encoded
+
+    # --- Lightning hooks ---------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.source()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        start = time.perf_counter()
+        encoded = self.load_encoded()
+        self.vocab = Vocabulary(encoded["itos"][2:])
+        ids, offsets, labels = encoded["train"]
+        tokens, lengths = pad_ragged(ids, offsets, self.max_len, self.truncation)
+        self.warn_if_vocab_too_small(ids)
+        if self.val_size >= len(labels):
+            raise ConfigError(
+                f"data.val_size={self.val_size} leaves no training data ({len(labels)} reviews)"
+            )
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        self.splits["train"] = TensorBatchDataset(tokens[train_idx], lengths[train_idx], labels[train_idx])
+        self.splits["val"] = TensorBatchDataset(tokens[val_idx], lengths[val_idx], labels[val_idx])
+        ids, offsets, labels = encoded["test"]
+        tokens, lengths = pad_ragged(ids, offsets, self.max_len, self.truncation)
+        self.splits["test"] = TensorBatchDataset(tokens, lengths, labels)
+        self.setup_info["setup_s"] = round(time.perf_counter() - start, 3)
+
+    def warn_if_vocab_too_small(self, train_ids: torch.Tensor) -> None:
+        unknown = float((train_ids == UNK_ID).float().mean()) if len(train_ids) else 1.0
+        if unknown > MAX_UNK_FRACTION:
+            warnings.warn(
+                f"the IMDB vocabulary ({len(self.vocab)} tokens) leaves {100 * unknown:.0f} % of training "
+                "tokens unknown; raise data.max_size or lower data.min_freq",
+                stacklevel=2,
+            )
+
+    @property
+    def vocab_size(self) -> int:
+        if self.vocab is None:
+            raise RuntimeError("call setup() first: the vocabulary is built from the training split")
+        return len(self.vocab)
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.splits["train"]
+        if self.bucket:
+            sampler = BucketBatchSampler(
+                data.tensors[1], self.batch_size, self._shuffle_rng(), self.drop_last
+            )
+            return DataLoader(data, batch_sampler=sampler, collate_fn=trim_batch)
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=self.drop_last,
+            generator=self._shuffle_rng(),
+            collate_fn=trim_batch,
+        )
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        """Evaluation batches in length order: the fewest padded steps, and the order changes no metric."""
+        data = self.splits[split]
+        batches = data.tensors[1].argsort(stable=True).split(self.eval_batch_size)
+        return DataLoader(data, batch_sampler=[b.tolist() for b in batches], collate_fn=trim_batch)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def _shuffle_rng(self) -> torch.Generator:
+        """Seeded from the run seed; checkpointed so a resumed run reshuffles identically."""
+        if self.shuffle_rng is None:
+            self.shuffle_rng = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        return self.shuffle_rng
+
+    def state_dict(self) -> dict:
+        return {"shuffle_rng": self._shuffle_rng().get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "shuffle_rng" in state_dict:
+            self._shuffle_rng().set_state(state_dict["shuffle_rng"])
