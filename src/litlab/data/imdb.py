@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import tarfile
 import time
 import warnings
@@ -23,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from litlab.data.batching import TensorBatchDataset
-from litlab.data.download import download, extract_tar, is_writable_dir, offline_hint
+from litlab.data.download import download, extract_once, is_writable_dir, offline_hint
 from litlab.data.text import (
     TOKENISER_VERSION,
     TRUNCATION_SIDES,
@@ -47,12 +46,6 @@ EXTRACTED_MARKER = ".litlab-extracted"
 MAX_UNK_FRACTION = 0.2  # more unknown training tokens than this: warn that the vocabulary is too small
 
 Reviews = dict[str, tuple[list[str], list[int]]]  # split -> (texts, labels)
-
-
-def writable(folder: Path) -> bool:
-    """Writable and not marked read-only: root passes os.access on a r-x folder, and a shared
-    read-only data folder must still never receive extractions or caches."""
-    return is_writable_dir(folder) and (not folder.exists() or bool(folder.stat().st_mode & stat.S_IWUSR))
 
 
 def read_folder(folder: Path) -> Reviews:
@@ -185,9 +178,9 @@ class IMDBDataModule(L.LightningDataModule):
                 download(URL, archive, ARCHIVE_MD5)
             except DataError as error:
                 raise DataError(f"{hint} ({error})") from error
-        if not writable(self.data_dir):
-            return archive
-        extract_tar(archive, self.data_dir)
+        if not is_writable_dir(self.data_dir):
+            return archive  # read in place: the encoded cache makes later runs cheap
+        folder = extract_once(archive, FOLDER)
         (folder / EXTRACTED_MARKER).touch()
         return folder
 
@@ -222,7 +215,9 @@ class IMDBDataModule(L.LightningDataModule):
             "source": self.fingerprint(source),
         }
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        root = self.cache_dir or (self.data_dir if writable(self.data_dir) else self.fallback_cache_dir)
+        root = self.cache_dir or (
+            self.data_dir if is_writable_dir(self.data_dir) else self.fallback_cache_dir
+        )
         return root / f"imdb-{key}.pt"
 
     def encode(self, source: Path) -> dict:
