@@ -9,18 +9,22 @@ import lightning as L
 
 
 class ShardProbe(L.Callback):
-    """Writes, per rank, a checksum of every training sample it saw in epoch 0."""
+    """Writes, per rank, a checksum of every training sample it saw in epoch 0, and its batch sizes."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
         self.seen: list[int] = []
+        self.batch_sizes: list[int] = []
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if trainer.current_epoch == 0:
             images = batch[0].flatten(1).double()
             self.seen += [int(v) for v in (images * 1000).sum(1).round().tolist()]
+            self.batch_sizes.append(len(images))
 
     def on_train_epoch_end(self, trainer, module) -> None:
         if trainer.current_epoch == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.seen))
+            (self.out_dir / f"rank{trainer.global_rank}.json").write_text(
+                json.dumps({"seen": self.seen, "batch_sizes": self.batch_sizes})
+            )

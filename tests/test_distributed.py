@@ -27,10 +27,10 @@ def test_ddp_cpu_ranks_see_disjoint_shards_and_match_single_process(
     common = ["model=mlp", f"paths.data_dir={cifar_dir}", "data.batch_size=32", "seed=0", *FAST]
     ddp = run_script(*common, "trainer=ddp_cpu", "trainer.devices=2", *probe)
     single = run_script(*common, "trainer=cpu")
-    rank0 = json.loads((tmp_path / "shards" / "rank0.json").read_text())
-    rank1 = json.loads((tmp_path / "shards" / "rank1.json").read_text())
-    assert len(rank0) == len(rank1) == 200  # 400 training images, 16 of the global 32 per step each
-    assert not set(rank0) & set(rank1)
+    rank0, rank1 = (json.loads((tmp_path / "shards" / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert len(rank0["seen"]) == len(rank1["seen"]) == 200  # 400 training images split over 2 ranks
+    assert max(rank0["batch_sizes"]) == max(rank1["batch_sizes"]) == 16  # the global batch of 32, halved
+    assert not set(rank0["seen"]) & set(rank1["seen"])
     assert ddp.metrics["test"]["test/acc"] > 0.5 and single.metrics["test"]["test/acc"] > 0.5
     assert abs(ddp.metrics["test"]["test/acc"] - single.metrics["test"]["test/acc"]) < 0.15
     assert len(list(ddp.run_dir.glob("**/metrics.json"))) == 1  # rank zero writes, once

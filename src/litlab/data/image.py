@@ -10,17 +10,16 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
 
+from litlab.data.base import ShuffledDataModule
 from litlab.data.batching import TensorBatchDataset, batch_loader, random_crop, random_hflip
-from litlab.distributed import per_device_batch_size
 from litlab.errors import ConfigError
 
 NORMALIZE_MODES = ("standard", "symmetric", "unit")
 
 
-class InMemoryImageDataModule(L.LightningDataModule):
+class InMemoryImageDataModule(ShuffledDataModule):
     name = "images"
     classes: tuple[str, ...] = ()
     image_shape: tuple[int, int, int] = (1, 1, 1)
@@ -55,7 +54,6 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 )
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size  # global: divided over the processes of a distributed run
-        self.device_batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_size = val_size
         self.split_seed = split_seed
@@ -67,7 +65,6 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.download = download
         self.drop_last = drop_last
         self.splits: dict[str, TensorBatchDataset] = {}
-        self.shuffle_rng: torch.Generator | None = None
 
     # --- what subclasses provide -------------------------------------------------------------
     def ensure_files(self) -> None:
@@ -92,8 +89,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.ensure_files()
 
     def setup(self, stage: str | None = None) -> None:
-        world_size = self.trainer.world_size if self.trainer is not None else 1
-        self.device_batch_size = per_device_batch_size(self.batch_size, world_size)
+        _ = self.device_batch_size  # a global batch that does not divide over the processes fails here
         if self.splits:
             return
         self.ensure_files()
@@ -130,24 +126,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def train_dataloader(self):
         return batch_loader(
             self.splits["train"],
-            self.batch_size,
+            self.device_batch_size,
             shuffle=True,
             drop_last=self.drop_last,
             generator=self._shuffle_rng(),
         )
-
-    def _shuffle_rng(self) -> torch.Generator:
-        """Seeded from the run seed; its state is checkpointed so a resumed run reshuffles identically."""
-        if self.shuffle_rng is None:
-            self.shuffle_rng = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-        return self.shuffle_rng
-
-    def state_dict(self) -> dict:
-        return {"shuffle_rng": self._shuffle_rng().get_state()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        if "shuffle_rng" in state_dict:
-            self._shuffle_rng().set_state(state_dict["shuffle_rng"])
 
     def val_dataloader(self):
         return batch_loader(self.splits["val"], self.eval_batch_size, shuffle=False)

@@ -17,10 +17,10 @@ import time
 import warnings
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from litlab.data.base import ShuffledDataModule
 from litlab.data.batching import TensorBatchDataset
 from litlab.data.download import download, extract_once, is_writable_dir, offline_hint
 from litlab.data.text import (
@@ -116,7 +116,7 @@ def warn_undecodable(bad: list[str]) -> None:
         )
 
 
-class IMDBDataModule(L.LightningDataModule):
+class IMDBDataModule(ShuffledDataModule):
     name = "imdb"
     classes = CLASSES
 
@@ -155,7 +155,6 @@ class IMDBDataModule(L.LightningDataModule):
         self.fallback_cache_dir = Path(fallback_cache_dir).expanduser()
         self.vocab: Vocabulary | None = None
         self.splits: dict[str, TensorBatchDataset] = {}
-        self.shuffle_rng: torch.Generator | None = None
         self.setup_info: dict[str, float | bool | str] = {}
 
     num_classes = len(CLASSES)
@@ -308,12 +307,12 @@ class IMDBDataModule(L.LightningDataModule):
         data = self.splits["train"]
         if self.bucket:
             sampler = BucketBatchSampler(
-                data.tensors[1], self.batch_size, self._shuffle_rng(), self.drop_last
+                data.tensors[1], self.device_batch_size, self._shuffle_rng(), self.drop_last
             )
             return DataLoader(data, batch_sampler=sampler, collate_fn=trim_batch)
         return DataLoader(
             data,
-            batch_size=self.batch_size,
+            batch_size=self.device_batch_size,
             shuffle=True,
             drop_last=self.drop_last,
             generator=self._shuffle_rng(),
@@ -331,16 +330,3 @@ class IMDBDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
-
-    def _shuffle_rng(self) -> torch.Generator:
-        """Seeded from the run seed; checkpointed so a resumed run reshuffles identically."""
-        if self.shuffle_rng is None:
-            self.shuffle_rng = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-        return self.shuffle_rng
-
-    def state_dict(self) -> dict:
-        return {"shuffle_rng": self._shuffle_rng().get_state()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        if "shuffle_rng" in state_dict:
-            self._shuffle_rng().set_state(state_dict["shuffle_rng"])
