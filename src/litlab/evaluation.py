@@ -6,28 +6,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from litlab.errors import ConfigError
+from litlab.checkpoints import load_litlab_checkpoint
 from litlab.pipeline import finish, hydra_overrides, scalars
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers
 
 
 def load_run_config(ckpt_path: str | None) -> tuple[Path, DictConfig]:
-    if not ckpt_path:
-        raise ConfigError("eval.py needs ckpt_path=<path to a .ckpt file>")
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(
-            f"ckpt_path={ckpt_path} does not exist; pass the path of a .ckpt file from a train run"
-        )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if "litlab_config" not in checkpoint:
-        raise ConfigError(
-            f"{path} was not written by litlab's train.py (no stored config); cannot rebuild the model"
-        )
+    path, checkpoint = load_litlab_checkpoint(ckpt_path, "ckpt_path", "; cannot rebuild the model")
     return path, OmegaConf.create(checkpoint["litlab_config"])
 
 

@@ -201,24 +201,12 @@ def backbone_from_checkpoint(path: str | Path, num_outputs: int, in_chans: int) 
     a timm source skips its own pretrained loading since the checkpoint holds the trained weights."""
     from omegaconf import OmegaConf
 
+    from litlab.checkpoints import load_litlab_checkpoint
     from litlab.utils.config import build
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"model.backbone_ckpt={path} does not exist; pass a .ckpt file from a litlab train run"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ConfigError(
-            f"model.backbone_ckpt={path} cannot be read ({type(error).__name__}: {error})"
-        ) from error
-    if not isinstance(checkpoint, dict) or "litlab_config" not in checkpoint:
-        raise ConfigError(
-            f"model.backbone_ckpt={path} was not written by litlab's train.py; "
-            "for a plain weights file use model.pretrained_path"
-        )
+    path, checkpoint = load_litlab_checkpoint(
+        path, "model.backbone_ckpt", "; for a plain weights file use model.pretrained_path"
+    )
     model_cfg = OmegaConf.create(checkpoint["litlab_config"]["model"])
     if "pretrained" in model_cfg:
         model_cfg.pretrained, model_cfg.pretrained_path = False, None
