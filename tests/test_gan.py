@@ -151,3 +151,36 @@ def test_class_histogram_entropy_and_confidence():
         math.log(5) / math.log(10)
     )
     assert mean_confidence(torch.tensor([[1.0, 0.0], [0.5, 0.5]])) == pytest.approx(0.75)
+
+
+def test_generator_weight_average_follows_the_documented_update():
+    """g_ema keeps average <- decay * average + (1 - decay) * live after each generator step, and samples from it."""
+    from functools import partial
+
+    from litlab.models.gan import GAN
+
+    gan = GAN(
+        num_classes=10,
+        input_shape=[1, 8, 8],
+        optimizer=partial(torch.optim.Adam),
+        arch="dcgan",
+        width=4,
+        g_ema=0.9,
+    )
+    assert gan.sampler is gan.generator_ema and not any(
+        p.requires_grad for p in gan.generator_ema.parameters()
+    )
+    before = [p.detach().clone() for p in gan.generator_ema.parameters()]
+    with torch.no_grad():
+        for p in gan.generator.parameters():
+            p.add_(1.0)
+    gan.update_ema()
+    for average, old, live in zip(
+        gan.generator_ema.parameters(), before, gan.generator.parameters(), strict=True
+    ):
+        assert torch.allclose(average, 0.9 * old + 0.1 * live)
+    assert gan.generate(3).shape == (3, 1, 8, 8)
+    plain = GAN(
+        num_classes=10, input_shape=[1, 8, 8], optimizer=partial(torch.optim.Adam), arch="dcgan", width=4
+    )
+    assert plain.sampler is plain.generator and plain.generator_ema is None

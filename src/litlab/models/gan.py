@@ -7,6 +7,7 @@ networks, both optimisers and the fixed noise batch live in the checkpoint, so a
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,38 +43,60 @@ class GAN(L.LightningModule):
         gradient_clip_val: float | None = None,
         num_samples: int = 64,
         sample_every_n_epochs: int = 1,
+        g_ema: float = 0.0,
     ) -> None:
         """``optimizer`` steps the generator, and the discriminator too unless ``d_optimizer`` is given.
-        ``label_smoothing`` is one-sided: the discriminator's real target becomes 1 - label_smoothing."""
+        ``label_smoothing`` is one-sided: the discriminator's real target becomes 1 - label_smoothing.
+        ``g_ema`` > 0 keeps an exponential moving average of the generator's weights (decay ``g_ema``,
+        updated after every generator step); samples, grids and scores then come from the average,
+        which smooths out the oscillation of adversarial training."""
         super().__init__()
         if d_steps < 1 or g_steps < 1 or not 0 <= label_smoothing < 1 or sample_every_n_epochs < 1:
             raise ConfigError(
                 "model.d_steps, model.g_steps and model.sample_every_n_epochs must be >= 1, "
                 "model.label_smoothing in [0, 1)"
             )
+        if not 0 <= g_ema < 1:
+            raise ConfigError(f"model.g_ema={g_ema} must be in [0, 1) (0 turns the average off)")
         self.save_hyperparameters(logger=False, ignore=["optimizer", "d_optimizer"])
         self.automatic_optimization = False
         self.optimizer_factory, self.d_optimizer_factory = optimizer, d_optimizer or optimizer
         self.input_shape = tuple(input_shape)
         self.generator, self.discriminator = build_pair(arch, latent_dim, self.input_shape, width)
+        # a submodule, so it is checkpointed and moved with the model; never given to an optimiser
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if g_ema else None
         # the same noise every time, so grids from successive epochs show the same "digits" evolving
         noise = torch.randn(num_samples, latent_dim, generator=torch.Generator().manual_seed(0))
         self.register_buffer("fixed_noise", noise)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from latent vectors."""
+        """Images in [-1, 1] from latent vectors (the training generator)."""
         return self.generator(noise)
+
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator that samples, grids and scores use: the weight average when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = self.hparams.g_ema
+        for average, live in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
+            average.lerp_(live, 1.0 - decay)
+        for average, live in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            average.copy_(live)  # BatchNorm statistics: the live ones describe the current activations
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.hparams.latent_dim, device=self.device)
 
     @torch.no_grad()
     def generate(self, n: int, batch_size: int = 1000) -> torch.Tensor:
-        """``n`` uint8 images from fresh noise, with the generator in eval mode (running BN statistics)."""
-        was_training = self.generator.training
-        self.generator.eval()
-        images = [to_uint8(self(self.noise(min(batch_size, n - i)))) for i in range(0, n, batch_size)]
-        self.generator.train(was_training)
+        """``n`` uint8 images from fresh noise, with the sampler in eval mode (running BN statistics)."""
+        sampler = self.sampler
+        was_training = sampler.training
+        sampler.eval()
+        images = [to_uint8(sampler(self.noise(min(batch_size, n - i)))) for i in range(0, n, batch_size)]
+        sampler.train(was_training)
         return torch.cat(images)
 
     # --- losses ------------------------------------------------------------------------------
@@ -105,6 +128,8 @@ class GAN(L.LightningModule):
         for _ in range(self.hparams.g_steps):
             g_loss = self.generator_loss(self(self.noise(len(real))))
             self.step(g_opt, g_loss, "generator")
+            if self.generator_ema is not None:
+                self.update_ema()
         for name, value in zip(LOGGED, (d_loss, g_loss, d_real, d_fake), strict=True):
             self.log(name, value, on_step=False, on_epoch=True, prog_bar=name.endswith("loss"))
 
@@ -151,11 +176,12 @@ class GAN(L.LightningModule):
     @rank_zero_only
     def render_samples(self, name: str) -> Path:
         """Fixed noise -> PNG grid under <run dir>/samples/, and to TensorBoard / W&B when they log."""
-        was_training = self.generator.training
-        self.generator.eval()
+        sampler = self.sampler
+        was_training = sampler.training
+        sampler.eval()
         with torch.no_grad():
-            grid = make_grid(to_uint8(self(self.fixed_noise)))
-        self.generator.train(was_training)
+            grid = make_grid(to_uint8(sampler(self.fixed_noise)))
+        sampler.train(was_training)
         path = save_grid(grid, Path(self.trainer.default_root_dir) / "samples" / f"{name}.png")
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):

@@ -48,27 +48,35 @@ def dense_gan(latent_dim: int, image_shape: Sequence[int], width: int) -> tuple[
 
 
 def dcgan(latent_dim: int, image_shape: Sequence[int], width: int) -> tuple[nn.Module, nn.Module]:
-    """A small DCGAN: two stride-2 (transposed) convolutions each way, BatchNorm, ReLU/LeakyReLU."""
+    """A DCGAN: G upsamples a (4w, H/4, W/4) seed twice with stride-2 transposed convolutions and ends in a
+    3x3 conv; D mirrors it with stride-2 convolutions. BatchNorm everywhere except D's input and both ends."""
     channels, height, wide = image_shape
     if height % 4 or wide % 4:
         raise ConfigError(f"model.arch=dcgan needs image sides divisible by 4, got {tuple(image_shape)}")
-    seed = (2 * width, height // 4, wide // 4)
+    w = width
+    seed = (4 * w, height // 4, wide // 4)
     generator = nn.Sequential(
         nn.Linear(latent_dim, math.prod(seed), bias=False),
         nn.BatchNorm1d(math.prod(seed)),
         nn.ReLU(),
         Reshape(seed),
-        nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(width),
+        nn.ConvTranspose2d(4 * w, 2 * w, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(2 * w),
         nn.ReLU(),
-        nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
+        nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(w),
+        nn.ReLU(),
+        nn.Conv2d(w, channels, 3, padding=1),
         nn.Tanh(),
     )
     discriminator = nn.Sequential(
-        nn.Conv2d(channels, width, 4, stride=2, padding=1),
+        nn.Conv2d(channels, w, 4, stride=2, padding=1),
         nn.LeakyReLU(0.2),
-        nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(2 * width),
+        nn.Conv2d(w, 2 * w, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(2 * w),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * w, 4 * w, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4 * w),
         nn.LeakyReLU(0.2),
         nn.Flatten(),
         nn.Linear(math.prod(seed), 1),
