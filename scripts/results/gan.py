@@ -49,6 +49,7 @@ def reference_scores(classifier_ckpt: str, data_dir: Path) -> dict[str, dict[str
     from litlab.metrics.gan_scores import load_classifier, quality_scores
 
     features, datamodule = load_classifier(classifier_ckpt, data_dir)
+    datamodule.setup("fit")  # the floor needs real training images as well as the test set
     test, train_images = datamodule.splits["test"].tensors[0], datamodule.splits["train"].tensors[0]
     noise = torch.randint(0, 256, test.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     return {

@@ -89,10 +89,16 @@ class InMemoryImageDataModule(ShuffledDataModule):
         self.ensure_files()
 
     def setup(self, stage: str | None = None) -> None:
+        """Load what the stage needs: fitting never waits for the test split (startup), testing never
+        for the training split; ``stage=None`` loads everything."""
         _ = self.device_batch_size  # a global batch that does not divide over the processes fails here
-        if self.splits:
-            return
         self.ensure_files()
+        if stage in (None, "fit", "validate") and "train" not in self.splits:
+            self._setup_train_val()
+        if stage in (None, "test", "predict") and "test" not in self.splits:
+            self.splits["test"] = TensorBatchDataset(*self._select_classes(*self.load_split(train=False)))
+
+    def _setup_train_val(self) -> None:
         images, labels = self._select_classes(*self.load_split(train=True))
         if self.val_size >= len(labels):
             raise ConfigError(f"data.val_size={self.val_size} leaves no training data ({len(labels)} images)")
@@ -101,7 +107,6 @@ class InMemoryImageDataModule(ShuffledDataModule):
         train_idx = self._label_budget(train_idx, labels)
         self.splits["train"] = TensorBatchDataset(images[train_idx], labels[train_idx])
         self.splits["val"] = TensorBatchDataset(images[val_idx], labels[val_idx])
-        self.splits["test"] = TensorBatchDataset(*self._select_classes(*self.load_split(train=False)))
 
     def _select_classes(
         self, images: torch.Tensor, labels: torch.Tensor
