@@ -180,6 +180,9 @@ def test_generator_weight_average_follows_the_documented_update():
     ):
         assert torch.allclose(average, 0.9 * old + 0.1 * live)
     assert gan.generate(3).shape == (3, 1, 8, 8)
+    # the average got BatchNorm statistics of its own (standing statistics), not the initial zeros/ones
+    norm = next(m for m in gan.generator_ema.modules() if isinstance(m, nn.BatchNorm2d))
+    assert norm.running_mean.abs().sum() > 0 and norm.momentum == 0.1
     plain = GAN(
         num_classes=10, input_shape=[1, 8, 8], optimizer=partial(torch.optim.Adam), arch="dcgan", width=4
     )

@@ -83,8 +83,28 @@ class GAN(L.LightningModule):
         decay = self.hparams.g_ema
         for average, live in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
             average.lerp_(live, 1.0 - decay)
-        for average, live in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
-            average.copy_(live)  # BatchNorm statistics: the live ones describe the current activations
+
+    @torch.no_grad()
+    def prepare_sampler(self, batches: int = 10, batch_size: int = 1000) -> torch.nn.Module:
+        """The sampler, ready for eval mode. The weight average gets its own BatchNorm statistics,
+        measured on its own outputs ("standing statistics", as in BigGAN): the live generator's
+        statistics do not describe the averaged weights' activations. Fixed noise, so this neither
+        varies between calls nor draws from the training RNG."""
+        sampler = self.sampler
+        norms = [m for m in sampler.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if self.generator_ema is None or not norms:
+            return sampler
+        momenta = [m.momentum for m in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a plain average over the batches below
+        rng = torch.Generator(device=self.device).manual_seed(1)
+        sampler.train()
+        for _ in range(batches):
+            sampler(torch.randn(batch_size, self.hparams.latent_dim, device=self.device, generator=rng))
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        return sampler
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.hparams.latent_dim, device=self.device)
@@ -92,7 +112,7 @@ class GAN(L.LightningModule):
     @torch.no_grad()
     def generate(self, n: int, batch_size: int = 1000) -> torch.Tensor:
         """``n`` uint8 images from fresh noise, with the sampler in eval mode (running BN statistics)."""
-        sampler = self.sampler
+        sampler = self.prepare_sampler()
         was_training = sampler.training
         sampler.eval()
         images = [to_uint8(sampler(self.noise(min(batch_size, n - i)))) for i in range(0, n, batch_size)]
@@ -176,7 +196,7 @@ class GAN(L.LightningModule):
     @rank_zero_only
     def render_samples(self, name: str) -> Path:
         """Fixed noise -> PNG grid under <run dir>/samples/, and to TensorBoard / W&B when they log."""
-        sampler = self.sampler
+        sampler = self.prepare_sampler()
         was_training = sampler.training
         sampler.eval()
         with torch.no_grad():
