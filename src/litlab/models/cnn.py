@@ -48,7 +48,11 @@ def keras_cnn(
 
     def conv(c_in: int, c_out: int) -> list[nn.Module]:
         # no placeholder without BatchNorm: the tutorial net's state-dict keys stay as they were
-        return [nn.Conv2d(c_in, c_out, 3, bias=False), nn.BatchNorm2d(c_out)] if bn else [nn.Conv2d(c_in, c_out, 3)]
+        return (
+            [nn.Conv2d(c_in, c_out, 3, bias=False), nn.BatchNorm2d(c_out)]
+            if bn
+            else [nn.Conv2d(c_in, c_out, 3)]
+        )
 
     return nn.Sequential(
         *conv(in_channels, w),
