@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import lightning as L
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -174,3 +175,27 @@ def test_cifar10_fast_learns_on_tiny_cifar(run_script, cifar_dir):
     metrics = run.metrics
     assert metrics["status"] == "completed" and metrics["test"]["test/acc"] > 0.5  # chance is 0.1
     assert metrics["final"]["train/acc"] > 0.3
+
+
+def test_cifar10_fast_resumes_to_the_uninterrupted_result(run_script, cifar_dir):
+    """The EMA's average and the live weights both come back from the checkpoint (lookahead off, so they
+    differ). Constant lr and EMA decay: the one-epoch first run must not have a shorter schedule."""
+    common = [
+        "experiment=cifar10_fast",
+        f"paths.data_dir={cifar_dir}",
+        "data.download=false",
+        "data.batch_size=50",
+        "trainer.accelerator=cpu",
+        "callbacks.ema.lookahead=false",
+        "callbacks.ema.every_n_steps=3",
+        "callbacks.ema.ramp_power=0",
+        "model.scheduler=null",
+        "seed=0",
+    ]
+    full = run_script(*common, "trainer.max_epochs=2")
+    first = run_script(*common, "trainer.max_epochs=1")
+    resumed = run_script(
+        *common, "trainer.max_epochs=2", f"ckpt_path={first.metrics['best']['last_ckpt_path']}"
+    )
+    assert resumed.metrics["final"] == pytest.approx(full.metrics["final"], abs=1e-6)
+    assert resumed.metrics["test"] == pytest.approx(full.metrics["test"], abs=1e-6)

@@ -76,5 +76,5 @@ def alternating_hflip(
     """airbench's alternating flip: each sample keeps one random bit for the whole run and is flipped
     when ``bit XOR (epoch odd)``, so a sample flipped in one epoch is not flipped in the next. Over
     two epochs every image is seen both ways, which random flips only give on average."""
-    flip = bits.to(images.device)[sample_ids] ^ bool(epoch % 2)
+    flip = bits[sample_ids.to(bits.device)].to(images.device) ^ bool(epoch % 2)
     return torch.where(flip[:, None, None, None], images.flip(3), images)

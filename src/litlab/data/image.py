@@ -168,7 +168,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
             if self.hflip:
                 images = random_hflip(images)
             if self.alternating_flip and sample_ids:
-                bits = self._flip_bits(len(self.splits["train"]))
+                bits = self._flip_bits(len(self.splits["train"]), images.device)
                 images = alternating_hflip(images, sample_ids[0], bits, self.trainer.current_epoch)
         return images, labels
 
@@ -179,11 +179,13 @@ class InMemoryImageDataModule(ShuffledDataModule):
             self.setup("fit")
         return self.to_float(self.splits["train"].tensors[0][:limit])
 
-    def _flip_bits(self, n: int) -> torch.Tensor:
-        """One fixed random bit per training sample, from the run seed: a resumed run gets the same bits."""
+    def _flip_bits(self, n: int, device: torch.device) -> torch.Tensor:
+        """One fixed random bit per training sample, from the run seed: a resumed run gets the same bits.
+        Kept on the training device, so no step copies them."""
         if self.flip_bits is None or len(self.flip_bits) != n:
             generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63 + 1)
             self.flip_bits = torch.rand(n, generator=generator) < 0.5
+        self.flip_bits = self.flip_bits.to(device)
         return self.flip_bits
 
     def to_float(self, images: torch.Tensor) -> torch.Tensor:
