@@ -23,6 +23,7 @@ REPORT_OPTIONS = {  # study -> write_report keyword arguments
     "optimisers": {"curves": 4},
     "activations": {"curves": 4},
     "depth_vs_width": {"curves": 5},
+    "speedrun": {"curves": 0},  # no validation split, so no val/acc curves; the table is the result
 }
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 

@@ -21,13 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(overrides: list[str], run_dir: Path, script: str = "train") -> dict:
+def train(
+    overrides: list[str], run_dir: Path, script: str = "train", env: dict[str, str] | None = None
+) -> dict:
     """Run src/<script>.py in a subprocess (a real run, as a user would) and return its metrics.json."""
     shutil.rmtree(run_dir, ignore_errors=True)  # a stale checkpoint from an earlier run must not count
     command = [sys.executable, str(ROOT / "src" / f"{script}.py"), *overrides, f"hydra.run.dir={run_dir}"]
     print("$", " ".join(command[1:]), flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"run failed ({proc.returncode}): {' '.join(command)}\n{proc.stderr[-3000:]}")
     metrics = json.loads((run_dir / "metrics.json").read_text())

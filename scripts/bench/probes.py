@@ -44,3 +44,27 @@ class StepRateProbe(L.Callback):
             steps = trainer.global_step - self.warmup
             rate = steps / (time.perf_counter() - self.start)
             self.out_file.write_text(json.dumps({"first_step_s": self.first_step_s, "steps_per_s": rate}))
+
+
+class FitTimeProbe(L.Callback):
+    """Records training seconds: from the start of fit (so data-dependent init such as patch whitening
+    counts) to the end of the last step, synchronising CUDA; data loading before fit and the test are out."""
+
+    def __init__(self, out_file: str) -> None:
+        self.out_file = Path(out_file)
+
+    @staticmethod
+    def now() -> float:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def on_fit_start(self, trainer: L.Trainer, *args: object) -> None:
+        self.start = self.now()
+
+    def on_train_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_rank == 0:
+            seconds = self.now() - self.start
+            self.out_file.write_text(json.dumps({"train_s": seconds, "steps": trainer.global_step}))

@@ -52,10 +52,11 @@ def batch_loader(
     )
 
 
-def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
-    """Per-sample random crop of a zero-padded NCHW batch, done as one gather."""
+def random_crop(images: torch.Tensor, padding: int, mode: str = "constant") -> torch.Tensor:
+    """Per-sample random crop of a padded NCHW batch (zero padding, or ``mode="reflect"`` for a
+    translate that invents no black border), done as one gather."""
     n, _, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    padded = torch.nn.functional.pad(images, (padding,) * 4, mode=mode)
     dy = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
     dx = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
     rows = (dy[:, None] + torch.arange(h, device=images.device))[:, :, None]
@@ -66,4 +67,14 @@ def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
 
 def random_hflip(images: torch.Tensor) -> torch.Tensor:
     flip = torch.rand(images.shape[0], device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+
+def alternating_hflip(
+    images: torch.Tensor, sample_ids: torch.Tensor, bits: torch.Tensor, epoch: int
+) -> torch.Tensor:
+    """airbench's alternating flip: each sample keeps one random bit for the whole run and is flipped
+    when ``bit XOR (epoch odd)``, so a sample flipped in one epoch is not flipped in the next. Over
+    two epochs every image is seen both ways, which random flips only give on average."""
+    flip = bits[sample_ids.to(bits.device)].to(images.device) ^ bool(epoch % 2)
     return torch.where(flip[:, None, None, None], images.flip(3), images)

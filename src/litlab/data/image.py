@@ -13,7 +13,13 @@ from pathlib import Path
 import torch
 
 from litlab.data.base import ShuffledDataModule
-from litlab.data.batching import TensorBatchDataset, batch_loader, random_crop, random_hflip
+from litlab.data.batching import (
+    TensorBatchDataset,
+    alternating_hflip,
+    batch_loader,
+    random_crop,
+    random_hflip,
+)
 from litlab.errors import ConfigError
 
 NORMALIZE_MODES = ("standard", "symmetric", "unit")
@@ -36,6 +42,8 @@ class InMemoryImageDataModule(ShuffledDataModule):
         normalize: str = "standard",
         crop_padding: int = 0,
         hflip: bool = False,
+        translate: int = 0,
+        alternating_flip: bool = False,
         class_subset: Sequence[int] | None = None,
         labels_per_class: int | None = None,
         download: bool = True,
@@ -46,6 +54,10 @@ class InMemoryImageDataModule(ShuffledDataModule):
             raise ConfigError(f"data.normalize={normalize!r} is not one of {NORMALIZE_MODES}")
         if batch_size < 1 or eval_batch_size < 1 or val_size < 0:
             raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1, data.val_size >= 0")
+        if hflip and alternating_flip:
+            raise ConfigError("data.hflip and data.alternating_flip are two flip schemes: set one of them")
+        if translate < 0 or crop_padding < 0:
+            raise ConfigError("data.translate and data.crop_padding must be >= 0")
         if class_subset is not None:
             bad = [c for c in class_subset if not 0 <= int(c) < len(self.classes)]
             if bad or len(set(class_subset)) != len(class_subset):
@@ -60,11 +72,14 @@ class InMemoryImageDataModule(ShuffledDataModule):
         self.normalize = normalize
         self.crop_padding = crop_padding
         self.hflip = hflip
+        self.translate = translate
+        self.alternating_flip = alternating_flip
         self.class_subset = [int(c) for c in class_subset] if class_subset is not None else None
         self.labels_per_class = labels_per_class
         self.download = download
         self.drop_last = drop_last
         self.splits: dict[str, TensorBatchDataset] = {}
+        self.flip_bits: torch.Tensor | None = None
 
     # --- what subclasses provide -------------------------------------------------------------
     def ensure_files(self) -> None:
@@ -129,8 +144,11 @@ class InMemoryImageDataModule(ShuffledDataModule):
         return train_idx[keep]
 
     def train_dataloader(self):
+        train = self.splits["train"]
+        if self.alternating_flip:  # the loader also yields sample ids; on_after_batch_transfer drops them
+            train = TensorBatchDataset(*train.tensors, torch.arange(len(train)))
         return batch_loader(
-            self.splits["train"],
+            train,
             self.device_batch_size,
             shuffle=True,
             drop_last=self.drop_last,
@@ -145,14 +163,35 @@ class InMemoryImageDataModule(ShuffledDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Normalise (and in training, augment) the whole uint8 batch on the training device."""
-        images, labels = batch
+        images, labels, *sample_ids = batch
         images = self.to_float(images)
         if self.trainer is not None and self.trainer.training:
             if self.crop_padding > 0:
                 images = random_crop(images, self.crop_padding)
+            if self.translate > 0:
+                images = random_crop(images, self.translate, mode="reflect")
             if self.hflip:
                 images = random_hflip(images)
+            if self.alternating_flip and sample_ids:
+                bits = self._flip_bits(len(self.splits["train"]), images.device)
+                images = alternating_hflip(images, sample_ids[0], bits, self.trainer.current_epoch)
         return images, labels
+
+    def train_images(self, limit: int | None = None) -> torch.Tensor:
+        """The first ``limit`` training images, normalised as the model sees them (for data-dependent
+        initialisation such as patch whitening)."""
+        if not self.splits:
+            self.setup("fit")
+        return self.to_float(self.splits["train"].tensors[0][:limit])
+
+    def _flip_bits(self, n: int, device: torch.device) -> torch.Tensor:
+        """One fixed random bit per training sample, from the run seed: a resumed run gets the same bits.
+        Kept on the training device, so no step copies them."""
+        if self.flip_bits is None or len(self.flip_bits) != n:
+            generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63 + 1)
+            self.flip_bits = torch.rand(n, generator=generator) < 0.5
+        self.flip_bits = self.flip_bits.to(device)
+        return self.flip_bits
 
     def to_float(self, images: torch.Tensor) -> torch.Tensor:
         images = images.float().div_(255.0)

@@ -18,6 +18,7 @@ from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
 from litlab.errors import ConfigError, NonFiniteLossError
 from litlab.models.blocks import loss_function, output_units
+from litlab.models.tta import TTA_MODES, tta_logits
 
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 LR_SCALING: dict[str, Callable[[int], float]] = {
@@ -41,6 +42,7 @@ class ClassificationModule(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         lr_scaling: str = "none",
+        tta: str = "none",
     ) -> None:
         super().__init__()
         # factories stay out of hparams so checkpoints hold only plain data (torch.load weights_only)
@@ -51,6 +53,10 @@ class ClassificationModule(L.LightningModule):
         self.criterion = loss_function(loss)
         self.num_outputs = output_units(num_classes, loss)
         self.input_shape = tuple(input_shape)
+        if tta not in TTA_MODES or (tta != "none" and len(self.input_shape) != 3):
+            raise ConfigError(
+                f"model.tta={tta!r} must be one of {TTA_MODES}; views need image input (C, H, W)"
+            )
 
         def accuracy() -> torch.nn.Module:
             return (
@@ -86,9 +92,15 @@ class ClassificationModule(L.LightningModule):
             # `_orig_mod.`, so compiled and eager checkpoints load into each other
             self.__dict__["compiled_net"] = torch.compile(self.net)
 
+    def logits(self, inputs: Any) -> torch.Tensor:
+        """The forward pass; outside training averaged over ``model.tta`` views of the batch."""
+        if self.training or self.hparams.tta == "none":
+            return self(inputs).float()
+        return tta_logits(self, inputs, self.hparams.tta).float()
+
     def model_step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inputs, target = self.unpack(batch)
-        logits = self(inputs).float()
+        logits = self.logits(inputs)
         loss = self.criterion(logits, target, self.hparams.label_smoothing)
         preds = (logits.squeeze(-1) > 0).long() if self.num_outputs == 1 else logits.argmax(-1)
         return loss, preds, target
@@ -147,7 +159,7 @@ class ClassificationModule(L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         inputs, _ = self.unpack(batch)
-        logits = self(inputs).float()
+        logits = self.logits(inputs)
         return torch.sigmoid(logits.squeeze(-1)) if self.num_outputs == 1 else logits.softmax(-1)
 
     def check_finite(self, loss: torch.Tensor) -> None:

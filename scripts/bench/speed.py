@@ -1,0 +1,142 @@
+"""Speed recipes: cifar10_fast vs the reference CNN to 75.52 %, template vs plain-loop throughput of its
+net, and (opt-in, LITLAB_BENCH_94=1: about 20 min a run on 2 CPU cores) cifar10_94 over 3 seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from runner import ROOT, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from core import build, template_images_per_s  # noqa: E402
+
+TITLE = "Speed recipes (cifar10_fast, cifar10_94)"
+TARGET = 0.7552  # the reference CNN's test accuracy (RESULTS.md)
+STEPS = 30  # timed steps per throughput measurement (an epoch of cifar10_fast has 97)
+RUNS = ROOT / "logs" / "bench" / "speed"
+
+
+def timed_run(data_dir: Path, experiment: str, name: str, *extra: str) -> dict:
+    """A real `python src/train.py experiment=...` run; adds the fit-loop seconds from FitTimeProbe."""
+    probe = Path(tempfile.mkdtemp()) / "fit.json"
+    bench_dir = str(ROOT / "scripts" / "bench")  # where the child process finds the probe
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [bench_dir, os.environ.get("PYTHONPATH")])),
+    }
+    overrides = [
+        f"experiment={experiment}",
+        f"paths.data_dir={data_dir}",
+        "+callbacks.fit_time._target_=probes.FitTimeProbe",
+        f"+callbacks.fit_time.out_file={probe}",
+        *extra,
+    ]
+    metrics = train(overrides, RUNS / name, env=env)
+    metrics["fit"] = json.loads(probe.read_text())
+    return metrics
+
+
+def plain_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int = 5) -> float:
+    """A hand-written loop over the same net, optimiser, lr schedule, label smoothing, batch, translate +
+    flip augmentation and lookahead EMA, with channels_last and bf16 autocast: what the template costs."""
+    from litlab.data.batching import random_crop, random_hflip
+    from litlab.ema import EMAState
+
+    cfg, datamodule, model = build(data_dir, experiment)
+    model.on_fit_start = lambda: None  # whitening needs a trainer; it does not change the step's cost
+    images, labels = datamodule.splits["train"].tensors
+    net = model.net.to(memory_format=torch.channels_last)
+    optimizer = model.optimizer_factory(params=model.parameter_groups())
+    scheduler = model.scheduler_factory(optimizer, total_steps=10_000) if model.scheduler_factory else None
+    ema = EMAState(net)
+    use_bf16 = cfg.trainer.precision.startswith("bf16")
+    batch, order = cfg.data.batch_size, torch.randperm(len(labels))
+    net.train()
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        idx = order[step * batch : (step + 1) * batch]
+        x = datamodule.to_float(images[idx])
+        x = random_hflip(random_crop(x, cfg.data.translate, mode="reflect"))
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            logits = net(x)
+        loss = torch.nn.functional.cross_entropy(
+            logits.float(), labels[idx], label_smoothing=cfg.model.label_smoothing
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if step % 5 == 0:
+            ema.update(net, 0.5)
+            ema.copy_to(net)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def accuracy_row(name: str, metrics: dict) -> str:
+    acc = metrics["test"]["test/acc"]
+    return (
+        f"| `{name}` | {acc:.2%} | {'yes' if acc >= TARGET else 'no'} | {metrics['process_time_s']:.1f} s | "
+        f"{metrics['fit']['train_s']:.1f} s | {metrics['epochs']} |"
+    )
+
+
+def run(data_dir: Path) -> str:
+    reference = timed_run(data_dir, "seed_cnn_cifar10", "seed_cnn_cifar10")
+    fast = timed_run(data_dir, "cifar10_fast", "cifar10_fast")
+    ratio = fast["process_time_s"] / reference["process_time_s"]
+    rows = [
+        f"| run | test acc | >= {TARGET:.2%} | process wall time | training (fit loop) | epochs |",
+        "|---|---|---|---|---|---|",
+        accuracy_row("seed_cnn_cifar10", reference),
+        accuracy_row("cifar10_fast", fast),
+        "",
+        f"Wall time `cifar10_fast` / `seed_cnn_cifar10`: **{ratio:.2f}** (target <= 0.25). Process wall time: "
+        "`python src/train.py experiment=<name> paths.data_dir=...` from launch to exit (startup, data loading, "
+        "training and the test), one run each, one after the other: the time to the test accuracy shown. "
+        "`seed_cnn_cifar10` tests its best-validation checkpoint, `cifar10_fast` (no validation split) its "
+        "final EMA weights with flip + translate TTA.",
+    ]
+    plain = statistics.median(plain_images_per_s(data_dir, "cifar10_fast", STEPS) for _ in range(3))
+    template = statistics.median(template_images_per_s(data_dir, "cifar10_fast", STEPS) for _ in range(3))
+    rows += [
+        "",
+        "| `cifar10_fast` net (batch 512) | plain loop img/s | template img/s | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| widths 32/64/64 | {plain:,.0f} | {template:,.0f} | {template / plain:.2f} | >= 0.95 |",
+        "",
+        "Plain loop: the same net, optimiser (SGDW, per-group lr), lr schedule, label smoothing, translate + flip "
+        f"and a lookahead EMA every 5 steps, channels_last and bf16 autocast, hand-written; template: the "
+        f"experiment's Trainer with its callbacks and the CSV logger. Steps 5..{5 + STEPS}, median of 3.",
+    ]
+    if os.environ.get("LITLAB_BENCH_94") != "1":
+        rows += [
+            "",
+            "`cifar10_94` not run: set `LITLAB_BENCH_94=1` (3 seeds, about 20 min each on this CPU).",
+        ]
+        return "\n".join(rows)
+    runs = [timed_run(data_dir, "cifar10_94", f"cifar10_94_seed{s}", f"seed={s}") for s in range(3)]
+    accs = [r["test"]["test/acc"] for r in runs]
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    rows += [
+        "",
+        "| `cifar10_94`, 3 seeds | test acc mean ± std | process wall time (mean) | training (fit loop, mean) | device |",
+        "|---|---|---|---|---|",
+        f"| seeds 0, 1, 2 | {statistics.fmean(accs):.2%} ± {statistics.stdev(accs):.2%} | "
+        f"{statistics.fmean(r['process_time_s'] for r in runs):.0f} s | "
+        f"{statistics.fmean(r['fit']['train_s'] for r in runs):.1f} s | {device} |",
+        "",
+        f"Per seed: {', '.join(f'{a:.2%}' for a in accs)} (target: mean >= 94.00 %). Training (fit loop): from "
+        "the start of fit (patch whitening included) to the end of the last step; data loading and the test are "
+        "not in it; no compilation (model.compile=false).",
+    ]
+    return "\n".join(rows)
