@@ -180,7 +180,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
     def train_images(self, limit: int | None = None) -> torch.Tensor:
         """The first ``limit`` training images, normalised as the model sees them (for data-dependent
         initialisation such as patch whitening)."""
-        if not self.splits:
+        if "train" not in self.splits:
             self.setup("fit")
         return self.to_float(self.splits["train"].tensors[0][:limit])
 
