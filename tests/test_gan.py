@@ -106,8 +106,39 @@ def test_trainer_gradient_clipping_is_a_one_line_error(run_script, mnist_dir):
     assert "model.gradient_clip_val=1.0" in run.output
 
 
-def test_per_class_grid_without_a_classifier_names_the_fix(run_script, tmp_path):
-    run = run_script("ckpt_path=x.ckpt", "per_class=true", script="sample", expect_ok=False)
+def test_conditional_dcgan_draws_the_class_it_is_given(run_script, mnist_dir):
+    """model.conditional: G(z, y) depends on y, D gets a class embedding, per-class grids need no classifier."""
+    gan = run_script(
+        "model=dcgan", "model.conditional=true", "model.width=8", "data=mnist", "data.normalize=symmetric",
+        f"paths.data_dir={mnist_dir}", "trainer.max_epochs=1", "test=false", *FAST,
+    )  # fmt: skip
+    assert math.isfinite(gan.metrics["final"]["train/g_loss"])
+    ckpt = gan.run_dir / "checkpoints" / "last.ckpt"
+    weights = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert weights["fixed_labels"].tolist()[:12] == [*range(10), 0, 1]
+    assert "discriminator.embedding.weight" in weights
+    sampled = run_script(f"ckpt_path={ckpt}", "n=20", "per_class=true", "per_class_n=3", script="sample")
+    assert Image.open(sampled.run_dir / "samples_per_class.png").size == (3 * 30 + 2, 10 * 30 + 2)
+
+    from litlab.sampling import load_gan
+
+    model = load_gan(str(ckpt))
+    sevens = model.generate(4, labels=torch.full((4,), 7))
+    torch.manual_seed(0)
+    noise = torch.randn(2, model.hparams.latent_dim)
+    sampler = model.prepare_sampler().eval()
+    with torch.no_grad():
+        as_one = model.draw(sampler, noise, torch.tensor([1, 1]))
+        as_eight = model.draw(sampler, noise, torch.tensor([8, 8]))
+    assert sevens.shape == (4, 1, 28, 28) and not torch.allclose(as_one, as_eight)
+
+
+def test_per_class_grid_of_an_unconditional_gan_needs_a_classifier(run_script, mnist_dir):
+    gan = gan_run(
+        run_script, mnist_dir, "trainer.max_epochs=1", "test=false", "trainer.limit_train_batches=2"
+    )
+    ckpt = gan.run_dir / "checkpoints" / "last.ckpt"
+    run = run_script(f"ckpt_path={ckpt}", "per_class=true", script="sample", expect_ok=False)
     assert (
         run.proc.returncode == 1
         and "error: per_class=true" in run.output

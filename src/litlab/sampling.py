@@ -49,18 +49,18 @@ def sample(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     if cfg.n < 1:
         raise ConfigError(f"n={cfg.n}: ask for at least one sample")
-    if cfg.per_class and not cfg.classifier_ckpt:
+    gan = load_gan(cfg.ckpt_path)
+    conditional = bool(gan.hparams.conditional)
+    if cfg.per_class and not cfg.classifier_ckpt and not conditional:
         raise ConfigError(
             "per_class=true sorts samples by class, which needs a classifier for an unconditional GAN: "
             "pass classifier_ckpt=<an MNIST classifier .ckpt from train.py model=cnn data=mnist>"
         )
     if cfg.get("seed") is not None:
         torch.manual_seed(cfg.seed)
-    gan = load_gan(cfg.ckpt_path)
     output_dir = Path(cfg.paths.output_dir)
-    grid_path = save_grid(
-        make_grid(gan.generate(cfg.n), nrow=cfg.nrow), cfg.output or output_dir / "samples.png"
-    )
+    nrow = cfg.nrow or (gan.hparams.num_classes if conditional else None)  # conditional: a column per class
+    grid_path = save_grid(make_grid(gan.generate(cfg.n), nrow=nrow), cfg.output or output_dir / "samples.png")
     result: dict[str, Any] = {
         "task_name": cfg.task_name,
         "overrides": hydra_overrides(),
@@ -72,10 +72,15 @@ def sample(cfg: DictConfig) -> dict[str, Any]:
         fake = gan.generate(cfg.num_score)
         result["scores"] = quality_scores(features, fake, datamodule.splits["test"].tensors[0])
         result["num_score"] = cfg.num_score
-        if cfg.per_class:
+        if cfg.per_class and not conditional:
             predictions = features.probabilities(fake).argmax(-1)
             grid = per_class_grid(fake, predictions, datamodule.num_classes, cfg.per_class_n)
             result["per_class_grid"] = str(save_grid(grid, output_dir / "samples_per_class.png"))
+    if cfg.per_class and conditional:  # row c: samples drawn as class c
+        classes = gan.hparams.num_classes
+        labels = torch.arange(classes).repeat_interleave(cfg.per_class_n)
+        grid = make_grid(gan.generate(len(labels), labels=labels), nrow=cfg.per_class_n)
+        result["per_class_grid"] = str(save_grid(grid, output_dir / "samples_per_class.png"))
     result.update(status="completed", wall_time_s=round(time.perf_counter() - start, 2))
     finish(result, output_dir)
     print(f"grid: {grid_path}", *(f"{k}: {v:.4f}" for k, v in result.get("scores", {}).items()), sep="\n")

@@ -45,13 +45,16 @@ class GAN(L.LightningModule):
         sample_every_n_epochs: int = 1,
         g_ema: float = 0.0,
         channels_last: bool = False,
+        conditional: bool = False,
     ) -> None:
         """``optimizer`` steps the generator, and the discriminator too unless ``d_optimizer`` is given.
         ``label_smoothing`` is one-sided: the discriminator's real target becomes 1 - label_smoothing.
         ``g_ema`` > 0 keeps an exponential moving average of the generator's weights (decay ``g_ema``,
         updated after every generator step); samples, grids and scores then come from the average,
         which smooths out the oscillation of adversarial training. ``channels_last`` is the fast memory
-        layout for convolutions under bf16 autocast on CPUs with bf16 (and on GPUs)."""
+        layout for convolutions under bf16 autocast on CPUs with bf16 (and on GPUs). ``conditional``
+        makes the pair class-conditional: G draws the class it is given, D judges image and class
+        together (a projection discriminator); fakes are drawn with the real batch's labels."""
         super().__init__()
         if d_steps < 1 or g_steps < 1 or not 0 <= label_smoothing < 1 or sample_every_n_epochs < 1:
             raise ConfigError(
@@ -64,16 +67,38 @@ class GAN(L.LightningModule):
         self.automatic_optimization = False
         self.optimizer_factory, self.d_optimizer_factory = optimizer, d_optimizer or optimizer
         self.input_shape = tuple(input_shape)
-        self.generator, self.discriminator = build_pair(arch, latent_dim, self.input_shape, width)
+        classes = num_classes if conditional else 0
+        self.generator, self.discriminator = build_pair(arch, latent_dim, self.input_shape, width, classes)
         # a submodule, so it is checkpointed and moved with the model; never given to an optimiser
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if g_ema else None
         # the same noise every time, so grids from successive epochs show the same "digits" evolving
         noise = torch.randn(num_samples, latent_dim, generator=torch.Generator().manual_seed(0))
         self.register_buffer("fixed_noise", noise)
+        if conditional:  # class i % num_classes in slot i: with num_classes per row, a column per class
+            self.register_buffer("fixed_labels", torch.arange(num_samples) % num_classes)
 
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1] from latent vectors (the training generator)."""
-        return self.generator(noise)
+        return self.draw(self.generator, noise, labels)
+
+    def draw(
+        self, generator: torch.nn.Module, noise: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``generator`` on ``noise``, told the classes when the GAN is conditional (balanced if None)."""
+        if not self.hparams.conditional:
+            return generator(noise)
+        if labels is None:
+            labels = self.balanced_labels(len(noise))
+        return generator(noise, labels)
+
+    def judge(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator's logits, given the classes when the GAN is conditional."""
+        if self.hparams.conditional:
+            return self.discriminator(images, labels)
+        return self.discriminator(images)
+
+    def balanced_labels(self, n: int) -> torch.Tensor:
+        return torch.arange(n, device=self.device) % self.hparams.num_classes
 
     @property
     def sampler(self) -> torch.nn.Module:
@@ -103,7 +128,8 @@ class GAN(L.LightningModule):
         rng = torch.Generator(device=self.device).manual_seed(1)
         sampler.train()
         for _ in range(batches):
-            sampler(torch.randn(batch_size, self.hparams.latent_dim, device=self.device, generator=rng))
+            noise = torch.randn(batch_size, self.hparams.latent_dim, device=self.device, generator=rng)
+            self.draw(sampler, noise, None)
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
         return sampler
@@ -112,12 +138,18 @@ class GAN(L.LightningModule):
         return torch.randn(n, self.hparams.latent_dim, device=self.device)
 
     @torch.no_grad()
-    def generate(self, n: int, batch_size: int = 1000) -> torch.Tensor:
-        """``n`` uint8 images from fresh noise, with the sampler in eval mode (running BN statistics)."""
+    def generate(self, n: int, batch_size: int = 1000, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` uint8 images from fresh noise, with the sampler in eval mode (running BN statistics).
+        A conditional GAN draws ``labels``, or every class equally often when they are not given."""
         sampler = self.prepare_sampler()
         was_training = sampler.training
         sampler.eval()
-        images = [to_uint8(sampler(self.noise(min(batch_size, n - i)))) for i in range(0, n, batch_size)]
+        if self.hparams.conditional and labels is None:
+            labels = self.balanced_labels(n)
+        images = []
+        for i in range(0, n, batch_size):
+            chunk = None if labels is None else labels[i : i + batch_size].to(self.device)
+            images.append(to_uint8(self.draw(sampler, self.noise(min(batch_size, n - i)), chunk)))
         sampler.train(was_training)
         return torch.cat(images)
 
@@ -127,10 +159,10 @@ class GAN(L.LightningModule):
 
     # --- losses ------------------------------------------------------------------------------
     def discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor
+        self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        real_logits = self.discriminator(real).float()
-        fake_logits = self.discriminator(fake).float()
+        real_logits = self.judge(real, labels).float()
+        fake_logits = self.judge(fake, labels).float()
         real_target = torch.full_like(real_logits, 1.0 - self.hparams.label_smoothing)
         loss = 0.5 * (
             F.binary_cross_entropy_with_logits(real_logits, real_target)
@@ -138,23 +170,23 @@ class GAN(L.LightningModule):
         )
         return loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
 
-    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        logits = self.discriminator(fake).float()
+    def generator_loss(self, fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.judge(fake, labels).float()
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     # --- training ----------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real = batch[0]
+        real, labels = batch[0], batch[1] if self.hparams.conditional else None
         if self.hparams.channels_last and real.dim() == 4:
             real = real.contiguous(memory_format=torch.channels_last)
         g_opt, d_opt = self.optimizers()
         for _ in range(self.hparams.d_steps):
             with torch.no_grad():
-                fake = self(self.noise(len(real)))
-            d_loss, d_real, d_fake = self.discriminator_loss(real, fake)
+                fake = self(self.noise(len(real)), labels)
+            d_loss, d_real, d_fake = self.discriminator_loss(real, fake, labels)
             self.step(d_opt, d_loss, "discriminator")
         for _ in range(self.hparams.g_steps):
-            g_loss = self.generator_loss(self(self.noise(len(real))))
+            g_loss = self.generator_loss(self(self.noise(len(real)), labels), labels)
             self.step(g_opt, g_loss, "generator")
             if self.generator_ema is not None:
                 self.update_ema()
@@ -185,11 +217,11 @@ class GAN(L.LightningModule):
 
     # --- testing: how well the discriminator tells held-out real images from fakes ------------
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        real = batch[0]
-        fake = self(self.noise(len(real)))
-        d_loss, d_real, d_fake = self.discriminator_loss(real, fake)
+        real, labels = batch[0], batch[1] if self.hparams.conditional else None
+        fake = self(self.noise(len(real)), labels)
+        d_loss, d_real, d_fake = self.discriminator_loss(real, fake, labels)
         self.log("test/d_loss", d_loss, on_epoch=True)
-        self.log("test/g_loss", self.generator_loss(fake), on_epoch=True)
+        self.log("test/g_loss", self.generator_loss(fake, labels), on_epoch=True)
         self.log("test/d_real", d_real, on_epoch=True)
         self.log("test/d_fake", d_fake, on_epoch=True)
 
@@ -208,7 +240,9 @@ class GAN(L.LightningModule):
         was_training = sampler.training
         sampler.eval()
         with torch.no_grad():
-            grid = make_grid(to_uint8(sampler(self.fixed_noise)))
+            labels = self.fixed_labels if self.hparams.conditional else None
+            nrow = self.hparams.num_classes if self.hparams.conditional else None
+            grid = make_grid(to_uint8(self.draw(sampler, self.fixed_noise, labels)), nrow=nrow)
         sampler.train(was_training)
         path = save_grid(grid, Path(self.trainer.default_root_dir) / "samples" / f"{name}.png")
         for logger in self.loggers:

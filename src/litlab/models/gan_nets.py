@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from litlab.errors import ConfigError
@@ -84,6 +85,36 @@ def dcgan(latent_dim: int, image_shape: Sequence[int], width: int) -> tuple[nn.M
     return generator, discriminator
 
 
+class ConditionalGenerator(nn.Module):
+    """A generator told which class to draw: a one-hot class code joins the noise (cGAN, Mirza and
+    Osindero 2014), so the first layer of the wrapped net takes latent_dim + num_classes inputs."""
+
+    def __init__(self, net: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.net, self.num_classes = net, num_classes
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        code = F.one_hot(labels, self.num_classes).to(noise.dtype)
+        return self.net(torch.cat([noise, code], dim=1))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """A discriminator that judges "a real image of this class": its logit gains the inner product of a
+    learned class embedding with its penultimate features (projection discriminator, Miyato and Koyama
+    2018), which pushes the generator towards images its class clearly owns."""
+
+    def __init__(self, net: nn.Sequential, num_classes: int) -> None:
+        super().__init__()
+        self.features, self.head = net[:-1], net[-1]
+        self.embedding = nn.Embedding(num_classes, self.head.in_features)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        features = self.features(images)
+        projection = (self.embedding(labels) * features).sum(dim=1, keepdim=True)
+        return self.head(features) + projection
+
+
 ARCHITECTURES: dict[str, Callable[[int, Sequence[int], int], tuple[nn.Module, nn.Module]]] = {
     "dense": dense_gan,
     "dcgan": dcgan,
@@ -91,10 +122,14 @@ ARCHITECTURES: dict[str, Callable[[int, Sequence[int], int], tuple[nn.Module, nn
 
 
 def build_pair(
-    arch: str, latent_dim: int, image_shape: Sequence[int], width: int
+    arch: str, latent_dim: int, image_shape: Sequence[int], width: int, num_classes: int = 0
 ) -> tuple[nn.Module, nn.Module]:
+    """The pair for ``arch``; with ``num_classes`` > 0, class-conditional (G(z, y) and D(x, y))."""
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown model.arch {arch!r} for a GAN; choose one of {sorted(ARCHITECTURES)}")
     if len(image_shape) != 3:
         raise ConfigError(f"a GAN needs image data (C, H, W), got shape {tuple(image_shape)}")
-    return ARCHITECTURES[arch](latent_dim, image_shape, width)
+    if num_classes <= 0:
+        return ARCHITECTURES[arch](latent_dim, image_shape, width)
+    generator, discriminator = ARCHITECTURES[arch](latent_dim + num_classes, image_shape, width)
+    return ConditionalGenerator(generator, num_classes), ProjectionDiscriminator(discriminator, num_classes)
