@@ -91,8 +91,10 @@ def test_dcgan_samples_and_scores_with_a_template_classifier(run_script, mnist_d
         "num_score=300",
         "per_class=true",
         "per_class_n=5",
+        "truncation=1.5",
         script="sample",
     )
+    assert sampled.metrics["truncation"] == 1.5
     scores = sampled.metrics["scores"]
     assert scores["fid"] > 0 and 0.1 <= scores["confidence"] <= 1 and 0 <= scores["class_entropy"] <= 1
     assert Image.open(sampled.run_dir / "samples.png").size == (4 * 30 + 2, 4 * 30 + 2)
@@ -218,3 +220,22 @@ def test_generator_weight_average_follows_the_documented_update():
         num_classes=10, input_shape=[1, 8, 8], optimizer=partial(torch.optim.Adam), arch="dcgan", width=4
     )
     assert plain.sampler is plain.generator and plain.generator_ema is None
+
+
+def test_truncated_noise_stays_inside_the_threshold_and_zero_is_refused():
+    """truncation=t draws every latent from [-t, t]; plain noise goes past it; t <= 0 is a config error."""
+    from functools import partial
+
+    from litlab.errors import ConfigError
+    from litlab.models.gan import GAN
+
+    gan = GAN(
+        num_classes=10, input_shape=[1, 8, 8], optimizer=partial(torch.optim.Adam), arch="dcgan", width=4
+    )
+    torch.manual_seed(0)
+    truncated, plain = gan.noise(2000, truncation=0.5), gan.noise(2000)
+    assert truncated.abs().max() <= 0.5 and plain.abs().max() > 2.0
+    assert 0.2 < truncated.std() < 0.3  # a [-0.5, 0.5]-truncated normal has std 0.28, not 1
+    assert gan.generate(4, truncation=0.5).shape == (4, 1, 8, 8)
+    with pytest.raises(ConfigError, match="truncation"):
+        gan.noise(2, truncation=0.0)

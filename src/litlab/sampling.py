@@ -60,7 +60,10 @@ def sample(cfg: DictConfig) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
     output_dir = Path(cfg.paths.output_dir)
     nrow = cfg.nrow or (gan.hparams.num_classes if conditional else None)  # conditional: a column per class
-    grid_path = save_grid(make_grid(gan.generate(cfg.n), nrow=nrow), cfg.output or output_dir / "samples.png")
+    grid_path = save_grid(
+        make_grid(gan.generate(cfg.n, truncation=cfg.truncation), nrow=nrow),
+        cfg.output or output_dir / "samples.png",
+    )
     result: dict[str, Any] = {
         "task_name": cfg.task_name,
         "overrides": hydra_overrides(),
@@ -69,9 +72,10 @@ def sample(cfg: DictConfig) -> dict[str, Any]:
     }
     if cfg.classifier_ckpt:
         features, datamodule = load_classifier(cfg.classifier_ckpt, cfg.paths.data_dir)
-        fake = gan.generate(cfg.num_score)
+        fake = gan.generate(cfg.num_score, truncation=cfg.truncation)
         result["scores"] = quality_scores(features, fake, datamodule.splits["test"].tensors[0])
         result["num_score"] = cfg.num_score
+        result["truncation"] = cfg.truncation
         if cfg.per_class and not conditional:
             predictions = features.probabilities(fake).argmax(-1)
             grid = per_class_grid(fake, predictions, datamodule.num_classes, cfg.per_class_n)
@@ -79,7 +83,9 @@ def sample(cfg: DictConfig) -> dict[str, Any]:
     if cfg.per_class and conditional:  # row c: samples drawn as class c
         classes = gan.hparams.num_classes
         labels = torch.arange(classes).repeat_interleave(cfg.per_class_n)
-        grid = make_grid(gan.generate(len(labels), labels=labels), nrow=cfg.per_class_n)
+        grid = make_grid(
+            gan.generate(len(labels), labels=labels, truncation=cfg.truncation), nrow=cfg.per_class_n
+        )
         result["per_class_grid"] = str(save_grid(grid, output_dir / "samples_per_class.png"))
     result.update(status="completed", wall_time_s=round(time.perf_counter() - start, 2))
     finish(result, output_dir)

@@ -134,13 +134,26 @@ class GAN(L.LightningModule):
             norm.momentum = momentum
         return sampler
 
-    def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.hparams.latent_dim, device=self.device)
+    def noise(self, n: int, truncation: float | None = None) -> torch.Tensor:
+        """Standard normal noise; with ``truncation`` t, a normal truncated to [-t, t] (BigGAN's
+        truncation trick: fewer unlikely latents, so cleaner samples at some cost in variety)."""
+        if truncation is None:
+            return torch.randn(n, self.hparams.latent_dim, device=self.device)
+        if truncation <= 0:
+            raise ConfigError(f"truncation={truncation} must be > 0 (null: no truncation)")
+        noise = torch.empty(n, self.hparams.latent_dim, device=self.device)
+        return torch.nn.init.trunc_normal_(noise, a=-truncation, b=truncation)
 
     @torch.no_grad()
-    def generate(self, n: int, batch_size: int = 1000, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` uint8 images from fresh noise, with the sampler in eval mode (running BN statistics).
-        A conditional GAN draws ``labels``, or every class equally often when they are not given."""
+    def generate(
+        self,
+        n: int,
+        batch_size: int = 1000,
+        labels: torch.Tensor | None = None,
+        truncation: float | None = None,
+    ) -> torch.Tensor:
+        """``n`` uint8 images from fresh noise (truncated: see ``noise``), with the sampler in eval mode
+        (running BN statistics). A conditional GAN draws ``labels``, or every class equally often."""
         sampler = self.prepare_sampler()
         was_training = sampler.training
         sampler.eval()
@@ -149,7 +162,7 @@ class GAN(L.LightningModule):
         images = []
         for i in range(0, n, batch_size):
             chunk = None if labels is None else labels[i : i + batch_size].to(self.device)
-            images.append(to_uint8(self.draw(sampler, self.noise(min(batch_size, n - i)), chunk)))
+            images.append(to_uint8(self.draw(sampler, self.noise(min(batch_size, n - i), truncation), chunk)))
         sampler.train(was_training)
         return torch.cat(images)
 
