@@ -1,5 +1,5 @@
 """Speed recipes: cifar10_fast vs the reference CNN to 75.52 %, template vs plain-loop throughput of its
-net, and (opt-in, LITLAB_BENCH_94=1: about 20 min a run on 2 CPU cores) cifar10_94 over 3 seeds."""
+net, and (opt-in, LITLAB_BENCH_94=1: about 25 min a run on 2 CPU cores) cifar10_94 over 3 seeds."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def run(data_dir: Path) -> str:
     if os.environ.get("LITLAB_BENCH_94") != "1":
         rows += [
             "",
-            "`cifar10_94` not run: set `LITLAB_BENCH_94=1` (3 seeds, about 20 min each on this CPU).",
+            "`cifar10_94` not run: set `LITLAB_BENCH_94=1` (3 seeds, about 25 min each on this CPU).",
         ]
         return "\n".join(rows)
     runs = [timed_run(data_dir, "cifar10_94", f"cifar10_94_seed{s}", f"seed={s}") for s in range(3)]
