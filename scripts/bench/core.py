@@ -75,7 +75,12 @@ def template_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: i
     callbacks = [*build_all(cfg.callbacks, "callbacks"), timer.callback]
     trainer_cfg = {k: v for k, v in cfg.trainer.items() if k != "_target_" and v is not None}
     trainer_cfg.update(
-        limit_val_batches=0, num_sanity_val_steps=0, max_epochs=1, default_root_dir="/tmp/litlab-bench"
+        # min_epochs=0: the timer's should_stop ends the fit at once instead of after a whole epoch
+        min_epochs=0,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        max_epochs=1,
+        default_root_dir="/tmp/litlab-bench",
     )
     trainer = L.Trainer(
         **trainer_cfg, callbacks=callbacks, logger=L.pytorch.loggers.CSVLogger("/tmp/litlab-bench")
@@ -86,6 +91,8 @@ def template_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: i
 
 def plain_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int = 5) -> float:
     """A hand-written loop: same model, batch size and in-memory uint8 data; channels_last + bf16 autocast."""
+    from litlab.data.batching import take
+
     cfg, datamodule, model = build(data_dir, experiment)
     images, labels = datamodule.splits["train"].tensors
     net = model.net.to(memory_format=torch.channels_last)
@@ -101,12 +108,13 @@ def plain_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int 
         if step == warmup:
             start = time.perf_counter()
         idx = order[step * batch : (step + 1) * batch]
-        x = images[idx].float().div_(255)
+        x_uint8, y = take((images, labels), idx)  # the template's own whole-row batch fetch
+        x = x_uint8.float().div_(255)
         x = x.mul_(2).sub_(1) if normalize == "symmetric" else x.sub_(mean).div_(std)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             logits = net(x)
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels[idx])
+        loss = torch.nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -46,7 +46,7 @@ def timed_run(data_dir: Path, experiment: str, name: str, *extra: str) -> dict:
 def plain_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int = 5) -> float:
     """A hand-written loop over the same net, optimiser, lr schedule, label smoothing, batch, translate +
     flip augmentation and lookahead EMA, with channels_last and bf16 autocast: what the template costs."""
-    from litlab.data.batching import random_crop, random_hflip
+    from litlab.data.batching import random_crop, random_hflip, take
     from litlab.ema import EMAState
 
     cfg, datamodule, model = build(data_dir, experiment)
@@ -63,14 +63,13 @@ def plain_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int 
         if step == warmup:
             start = time.perf_counter()
         idx = order[step * batch : (step + 1) * batch]
-        x = datamodule.to_float(images[idx])
+        x_uint8, y = take((images, labels), idx)
+        x = datamodule.to_float(x_uint8)
         x = random_hflip(random_crop(x, cfg.data.translate, mode="reflect"))
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             logits = net(x)
-        loss = torch.nn.functional.cross_entropy(
-            logits.float(), labels[idx], label_smoothing=cfg.model.label_smoothing
-        )
+        loss = torch.nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.model.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,23 @@ class RunState(L.Callback):
         path = self.checkpoint_dir / "interrupted.ckpt"
         trainer.save_checkpoint(path)
         rank_zero_info(f"Interrupted: saved {path}. Resume with ckpt_path={path}")
+
+
+class RichProgressBar(L.pytorch.callbacks.RichProgressBar):
+    """Lightning's rich bar, with the training bar's data updated at most ``refresh_rate`` times a
+    second, the rate its drawing thread redraws at. Lightning's own reads every logged metric and
+    updates the task on every batch: 0.2 ms of a small MLP's 3 ms step on this CPU, for updates
+    that are never drawn. Slow steps still update the bar on every batch."""
+
+    _last_update = 0.0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.monotonic()
+        last_batch = batch_idx + 1 >= self.total_train_batches
+        if last_batch or now - self._last_update >= 1.0 / max(1, self.refresh_rate):
+            self._last_update = now
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        else:  # what the parent does on every batch besides updating the display
+            self.val_progress_bar_id = self.test_progress_bar_id = self.predict_progress_bar_id = None

@@ -23,8 +23,13 @@ class TensorBatchDataset(Dataset):
         return tuple(t[index] for t in self.tensors)
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        index = torch.as_tensor(indices)
-        return tuple(t[index] for t in self.tensors)
+        return take(self.tensors, torch.as_tensor(indices))
+
+
+def take(tensors: tuple[torch.Tensor, ...], index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rows ``index`` of each tensor. ``index_select`` copies whole rows; ``t[index]`` gathers element by
+    element, 7x slower for a batch of uint8 images on this CPU (0.26 vs 0.04 ms per 100 CIFAR images)."""
+    return tuple(t.index_select(0, index) for t in tensors)
 
 
 def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

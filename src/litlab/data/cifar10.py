@@ -24,7 +24,7 @@ TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILES = ["test_batch"]
 
 
-def parse_batch(raw: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def parse_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         entry = pickle.loads(raw, encoding="bytes")
         data = np.asarray(entry[b"data"], dtype=np.uint8)
@@ -37,7 +37,7 @@ def parse_batch(raw: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(
             f"CIFAR-10 file {name} has data of shape {data.shape}, expected (N, 3072); replace it"
         )
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 class CIFAR10DataModule(InMemoryImageDataModule):
@@ -68,7 +68,9 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             parse_batch(self._read(folder / name), str(folder / name))
             for name in (TRAIN_FILES if train else TEST_FILES)
         ]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        # one copy of the pixels, into the final tensor (a copy per batch and then a cat cost 0.2 s)
+        images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+        return images, torch.from_numpy(np.concatenate([p[1] for p in parts]))
 
     @staticmethod
     def _read(path: Path) -> bytes:

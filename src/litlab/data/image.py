@@ -19,6 +19,7 @@ from litlab.data.batching import (
     batch_loader,
     random_crop,
     random_hflip,
+    take,
 )
 from litlab.errors import ConfigError
 
@@ -120,8 +121,8 @@ class InMemoryImageDataModule(ShuffledDataModule):
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
         train_idx = self._label_budget(train_idx, labels)
-        self.splits["train"] = TensorBatchDataset(images[train_idx], labels[train_idx])
-        self.splits["val"] = TensorBatchDataset(images[val_idx], labels[val_idx])
+        self.splits["train"] = TensorBatchDataset(*take((images, labels), train_idx))
+        self.splits["val"] = TensorBatchDataset(*take((images, labels), val_idx))
 
     def _select_classes(
         self, images: torch.Tensor, labels: torch.Tensor
