@@ -230,7 +230,7 @@ def run(data_dir: Path) -> str:
         plain, template = (statistics.median(side) for side in zip(*pairs, strict=True))
         template_rate[experiment] = template
         rows.append(
-            f"| `{experiment}` (100) | {plain:,.0f} | {template:,.0f} | {template / plain:.2f} | >= {target} |"
+            f"| `{experiment}` (100) | {plain:,.0f} | {template:,.0f} | {template / plain:.3f} | >= {target} |"
         )
     rows += [
         "",
