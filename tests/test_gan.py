@@ -76,7 +76,7 @@ def test_gan_trains_checkpoints_renders_and_resumes(run_script, mnist_dir):
 def test_dcgan_samples_and_scores_with_a_template_classifier(run_script, mnist_dir):
     gan = run_script(
         "model=dcgan", "data=mnist", "data.normalize=symmetric", f"paths.data_dir={mnist_dir}",
-        "trainer.max_epochs=1", "test=false", *FAST,
+        "trainer.max_epochs=1", "test=false", "model.r1_gamma=1.0", "model.r1_every=2", *FAST,
     )  # fmt: skip
     assert math.isfinite(gan.metrics["final"]["train/g_loss"])
     classifier = run_script(
@@ -220,6 +220,28 @@ def test_generator_weight_average_follows_the_documented_update():
         num_classes=10, input_shape=[1, 8, 8], optimizer=partial(torch.optim.Adam), arch="dcgan", width=4
     )
     assert plain.sampler is plain.generator and plain.generator_ema is None
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
+    """For D(x) = w . x the gradient at every image is w: the penalty is gamma/2 * ||w||^2, times
+    r1_every under lazy regularisation; it must stay in the graph so the discriminator learns from it."""
+    from functools import partial
+
+    from litlab.errors import ConfigError
+    from litlab.models.gan import GAN
+
+    gan = GAN(
+        num_classes=10, input_shape=[1, 4, 4], optimizer=partial(torch.optim.Adam), arch="dcgan", width=4,
+        r1_gamma=2.0, r1_every=4,
+    )  # fmt: skip
+    gan.discriminator = nn.Sequential(nn.Flatten(), nn.Linear(16, 1))
+    w = gan.discriminator[1].weight
+    penalty = gan.r1_penalty(torch.randn(5, 1, 4, 4), None)
+    assert penalty.item() == pytest.approx(0.5 * 2.0 * 4 * w.pow(2).sum().item(), rel=1e-5)
+    penalty.backward()
+    assert torch.allclose(w.grad, 0.5 * 2.0 * 4 * 2 * w)  # d/dw of c * ||w||^2
+    with pytest.raises(ConfigError, match="r1_every"):
+        GAN(num_classes=10, input_shape=[1, 4, 4], optimizer=partial(torch.optim.Adam), r1_every=0)
 
 
 def test_truncated_noise_stays_inside_the_threshold_and_zero_is_refused():
