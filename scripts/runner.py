@@ -1,8 +1,9 @@
 """Shared by `make results` and `make bench`: run train.py for real and collect section files.
 
 Each section module in scripts/results/ or scripts/bench/ has ``TITLE`` and ``run(data_dir) -> str``
-(markdown). Its output is kept in results/<name>.md or benchmarks/<name>.md, so rerunning one
-section (``--only name``) keeps the others; the top-level file is reassembled from all of them.
+(markdown). Its output is kept in results/<name>.md or benchmarks/<name>.md, so rerunning one section
+(``--only name``) keeps the others; the top-level file is reassembled from all of them. A module with
+``OPT_IN = True`` (an hour-long measurement) runs only when named in ``--only``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def assemble(kind: str, title: str, intro: str) -> None:
         spec = importlib.util.spec_from_file_location(f"{kind}_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        if getattr(module, "OPT_IN", False) and not args.only:  # long: run only when named in --only
+            print(f"{path.stem}: opt-in, not run (--only {path.stem}); its last file is kept", flush=True)
+            continue
         body = module.run(Path(args.data_dir))
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         (section_dir / f"{path.stem}.md").write_text(
