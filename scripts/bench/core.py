@@ -263,7 +263,7 @@ def run(data_dir: Path) -> str:
         reference = reference_seconds_per_epoch(data_dir, experiment, SAMPLES[experiment])
         ours = 50_000 / template_rate[experiment]
         rows.append(
-            f"| `{experiment}` | {reference:.1f} | {ours:.1f} | {reference / ours:.1f}x | >= {target}x |"
+            f"| `{experiment}` | {reference:.2f} | {ours:.2f} | {reference / ours:.2f}x | >= {target}x |"
         )
     startup, floor = startup_seconds(data_dir, repeats=5), stack_floor_seconds(repeats=5)
     rows += [
