@@ -236,7 +236,8 @@ def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
     )  # fmt: skip
     gan.discriminator = nn.Sequential(nn.Flatten(), nn.Linear(16, 1))
     w = gan.discriminator[1].weight
-    penalty = gan.r1_penalty(torch.randn(5, 1, 4, 4), None)
+    real = torch.randn(5, 1, 4, 4).requires_grad_(True)
+    penalty = gan.r1_penalty(real, gan.discriminator(real))
     assert penalty.item() == pytest.approx(0.5 * 2.0 * 4 * w.pow(2).sum().item(), rel=1e-5)
     penalty.backward()
     assert torch.allclose(w.grad, 0.5 * 2.0 * 4 * 2 * w)  # d/dw of c * ||w||^2

@@ -183,8 +183,11 @@ class GAN(L.LightningModule):
 
     # --- losses ------------------------------------------------------------------------------
     def discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None
+        self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None, r1: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``r1``: add the R1 penalty, from the same forward pass over the real images as the loss."""
+        if r1:
+            real = real.detach().requires_grad_(True)
         real_logits = self.judge(real, labels).float()
         fake_logits = self.judge(fake, labels).float()
         real_target = torch.full_like(real_logits, 1.0 - self.hparams.label_smoothing)
@@ -192,13 +195,15 @@ class GAN(L.LightningModule):
             F.binary_cross_entropy_with_logits(real_logits, real_target)
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         )
+        if r1:
+            loss = loss + self.r1_penalty(real, real_logits)
         return loss, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
 
-    def r1_penalty(self, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def r1_penalty(self, real: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
         """gamma/2 * the mean squared norm of D's gradient at the real images (kept in the graph),
-        times ``r1_every`` (lazy: applied on 1 batch in r1_every)."""
-        real = real.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.judge(real, labels).float().sum(), real, create_graph=True)
+        times ``r1_every`` (lazy: applied on 1 batch in r1_every). ``real`` must require grad and
+        ``real_logits`` be D's output on it."""
+        (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
         weight = 0.5 * self.hparams.r1_gamma * self.hparams.r1_every
         return weight * grad.float().pow(2).flatten(1).sum(1).mean()
 
@@ -218,9 +223,8 @@ class GAN(L.LightningModule):
             # reuses them (as PyTorch's DCGAN example does) instead of running G forward again
             with torch.set_grad_enabled(d_step == d_steps - 1):
                 fake = self(self.noise(len(real)), labels)
-            d_loss, d_real, d_fake = self.discriminator_loss(real, fake.detach(), labels)
-            if self.hparams.r1_gamma and batch_idx % self.hparams.r1_every == 0:
-                d_loss = d_loss + self.r1_penalty(real, labels)
+            r1 = bool(self.hparams.r1_gamma) and batch_idx % self.hparams.r1_every == 0
+            d_loss, d_real, d_fake = self.discriminator_loss(real, fake.detach(), labels, r1=r1)
             self.step(d_opt, d_loss, "discriminator")
         for g_step in range(self.hparams.g_steps):
             if g_step:
