@@ -68,6 +68,8 @@ def assemble(kind: str, title: str, intro: str) -> None:
         spec = importlib.util.spec_from_file_location(f"{kind}_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        if not hasattr(module, "run"):  # a helper the sections import (probes, startup_clock)
+            continue
         if getattr(module, "OPT_IN", False) and not args.only:  # long: run only when named in --only
             print(f"{path.stem}: opt-in, not run (--only {path.stem}); its last file is kept", flush=True)
             continue

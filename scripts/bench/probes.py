@@ -7,6 +7,9 @@ import os
 import time
 from pathlib import Path
 
+import litlab  # noqa: F401  (first: makes torchvision, and so lightning, importable here)
+
+# isort: split
 import lightning as L
 
 
