@@ -68,6 +68,36 @@ def test_replaced_archive_is_extracted_again(tmp_path):
     assert len(dm.splits["test"]) == 200
 
 
+def test_parsed_cifar_split_is_cached_and_follows_its_files(tmp_path, monkeypatch):
+    folder = write_cifar10(tmp_path)
+    first = CIFAR10DataModule(str(tmp_path), val_size=50, download=False)
+    first.setup()
+    assert (folder / ".litlab-cifar10-train-images.npy").exists() and (
+        folder / ".litlab-cifar10-test.stamp"
+    ).exists()
+
+    def no_parsing(raw: bytes, name: str):
+        raise AssertionError(f"{name} was parsed although its cache is current")
+
+    monkeypatch.setattr(cifar_module, "parse_batch", no_parsing)
+    cached = CIFAR10DataModule(str(tmp_path), val_size=50, download=False)
+    cached.setup()
+    for split in ("train", "val", "test"):
+        for ours, theirs in zip(cached.splits[split].tensors, first.splits[split].tensors, strict=True):
+            assert torch.equal(ours, theirs) and ours.dtype == theirs.dtype
+    monkeypatch.undo()
+
+    write_cifar10(tmp_path, per_batch=120)  # the batch files are replaced: the cache must not be used
+    replaced = CIFAR10DataModule(str(tmp_path), val_size=50, download=False)
+    replaced.setup()
+    assert len(replaced.splits["train"]) == 5 * 120 - 50
+
+    (folder / ".litlab-cifar10-train-images.npy").write_bytes(b"damaged")  # a broken cache is rebuilt
+    rebuilt = CIFAR10DataModule(str(tmp_path), val_size=50, download=False)
+    rebuilt.setup()
+    assert torch.equal(rebuilt.splits["train"].tensors[0], replaced.splits["train"].tensors[0])
+
+
 def test_truncated_cifar_batch_names_the_file(tmp_path):
     folder = write_cifar10(tmp_path)
     batch = folder / "data_batch_3"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from litlab.data.array_cache import cached_arrays
 from litlab.data.download import download, extract_once, offline_hint
 from litlab.data.image import InMemoryImageDataModule
 from litlab.errors import DataError
@@ -64,18 +65,23 @@ class CIFAR10DataModule(InMemoryImageDataModule):
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         folder = self.ensure_files()
-        parts = [
-            parse_batch(self._read(folder / name), str(folder / name))
-            for name in (TRAIN_FILES if train else TEST_FILES)
-        ]
-        # one copy of the pixels, into the final tensor (a copy per batch and then a cat cost 0.2 s)
-        images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
-        return images, torch.from_numpy(np.concatenate([p[1] for p in parts]))
+        names = TRAIN_FILES if train else TEST_FILES
+        for name in names:
+            self._check_exists(folder / name)
+
+        def parse() -> tuple[np.ndarray, np.ndarray]:
+            parts = [parse_batch((folder / name).read_bytes(), str(folder / name)) for name in names]
+            # one copy of the pixels, into the final array (a copy per batch and then a cat cost 0.2 s)
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+        images, labels = cached_arrays(
+            [folder / name for name in names], f"cifar10-{'train' if train else 'test'}", parse
+        )
+        return torch.from_numpy(images), torch.from_numpy(labels)
 
     @staticmethod
-    def _read(path: Path) -> bytes:
+    def _check_exists(path: Path) -> None:
         if not path.exists():
             raise DataError(
                 f"CIFAR-10 file {path} is missing; re-extract {ARCHIVE} or delete {path.parent} to re-fetch"
             )
-        return path.read_bytes()
