@@ -65,6 +65,8 @@ def cached_arrays(
                 np.save(handle, array)
             os.replace(partial, path)
         stamp_path.write_text(stamp)
-    except OSError as error:
+    except OSError as error:  # a full or read-only disk: no cache, and no half-written part left behind
+        for path in paths:
+            path.with_name(f"{path.name}.{os.getpid()}.part").unlink(missing_ok=True)
         warnings.warn(f"could not cache the parsed {name} split in {folder} ({error})", stacklevel=2)
     return arrays
