@@ -4,7 +4,7 @@ CIFAR-10's training split is 150 MB of pickles. On the 2-core CPU this template 
 setting up the train/val split takes 0.24 s from the pickles (read, unpickle, concatenate, split)
 and 0.08 s from .npy, and every run of a sweep pays it.
 
-The cache is keyed by each source file's name, size and mtime: a replaced or truncated file is
+The cache is keyed by each source file's path, size and mtime: a replaced or truncated file is
 parsed again (and a truncated one still fails with its own name). A cache that cannot be read is
 rebuilt, and one that cannot be written is skipped with a warning: the cache never decides
 whether data loads.
@@ -12,7 +12,6 @@ whether data loads.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,31 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from litlab.data.download import cache_root, is_writable_dir
+from litlab.data.download import file_stamp, writable_home
 
 FORMAT_VERSION = 1  # bump when what is cached changes
 
 
-def cache_dir_for(folder: Path) -> Path:
-    """Beside the source files when that folder is writable, else a cache folder keyed by its path."""
-    if is_writable_dir(folder):
-        return folder
-    return cache_root() / "arrays" / hashlib.md5(str(folder.resolve()).encode()).hexdigest()[:12]
-
-
 def stamp_of(sources: Sequence[Path]) -> str:
-    parts = [f"v{FORMAT_VERSION}"]
-    for path in sources:
-        info = path.stat()
-        parts.append(f"{path.name} {info.st_size} {info.st_mtime_ns}")
-    return "\n".join(parts)
+    return "\n".join([f"v{FORMAT_VERSION}", *(file_stamp(path) for path in sources)])
 
 
 def cached_arrays(
     sources: Sequence[Path], name: str, parse: Callable[[], tuple[np.ndarray, np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray]:
     """``parse()``'s (images, labels), from ``.litlab-<name>-*.npy`` when their stamp matches ``sources``."""
-    folder = cache_dir_for(sources[0].parent)
+    folder = writable_home(sources[0].parent, key=sources[0].parent)
     paths = [folder / f".litlab-{name}-{part}.npy" for part in ("images", "labels")]
     stamp_path = folder / f".litlab-{name}.stamp"
     stamp = stamp_of(sources)

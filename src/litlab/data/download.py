@@ -52,11 +52,22 @@ def cache_root() -> Path:
     return Path(os.environ.get("LITLAB_CACHE_DIR", "~/.cache/litlab")).expanduser()
 
 
+def writable_home(folder: Path, key: Path) -> Path:
+    """``folder`` when it is writable, else a cache folder keyed by ``key``'s path (a read-only mount)."""
+    if is_writable_dir(folder):
+        return folder
+    return cache_root() / hashlib.md5(str(key.resolve()).encode()).hexdigest()[:12]
+
+
 def extraction_dir(archive: Path) -> Path:
     """Beside the archive when that folder is writable, else a cache folder keyed by the archive's path."""
-    if is_writable_dir(archive.parent):
-        return archive.parent
-    return cache_root() / hashlib.md5(str(archive.resolve()).encode()).hexdigest()[:12]
+    return writable_home(archive.parent, archive)
+
+
+def file_stamp(path: Path) -> str:
+    """Path, size and mtime: what says a file was replaced or truncated, without reading it."""
+    info = path.stat()
+    return f"{path.resolve()} {info.st_size} {info.st_mtime_ns}"
 
 
 def extract_once(archive: Path, member: str) -> Path:
@@ -67,7 +78,7 @@ def extract_once(archive: Path, member: str) -> Path:
     """
     into = extraction_dir(archive)
     marker = into / f".{member}.extracted"
-    stamp = f"{archive.resolve()} {archive.stat().st_size} {archive.stat().st_mtime_ns}"
+    stamp = file_stamp(archive)
     if marker.exists() and marker.read_text() == stamp and (into / member).exists():
         return into / member
     into.mkdir(parents=True, exist_ok=True)
