@@ -218,12 +218,12 @@ class GAN(L.LightningModule):
             real = real.contiguous(memory_format=torch.channels_last)
         g_opt, d_opt = self.optimizers()
         d_steps = self.hparams.d_steps
+        r1 = bool(self.hparams.r1_gamma) and batch_idx % self.hparams.r1_every == 0
         for d_step in range(d_steps):
             # the last discriminator step's fakes keep their graph, so the first generator step
             # reuses them (as PyTorch's DCGAN example does) instead of running G forward again
             with torch.set_grad_enabled(d_step == d_steps - 1):
                 fake = self(self.noise(len(real)), labels)
-            r1 = bool(self.hparams.r1_gamma) and batch_idx % self.hparams.r1_every == 0
             d_loss, d_real, d_fake = self.discriminator_loss(real, fake.detach(), labels, r1=r1)
             self.step(d_opt, d_loss, "discriminator")
         for g_step in range(self.hparams.g_steps):
