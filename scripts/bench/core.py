@@ -69,6 +69,17 @@ def build(data_dir: Path, experiment: str):
     return cfg, datamodule, model
 
 
+# Trainer settings of every timed fit: training steps only, ended by StepTimer. min_epochs=0: the
+# timer's should_stop ends the fit at once instead of after a whole epoch.
+TIMED_FIT = {
+    "min_epochs": 0,
+    "max_epochs": 1,
+    "limit_val_batches": 0,
+    "num_sanity_val_steps": 0,
+    "default_root_dir": "/tmp/litlab-bench",
+}
+
+
 class StepTimer:
     """Lightning callback: wall time of steps [warmup, warmup + n)."""
 
@@ -101,14 +112,7 @@ def template_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: i
     timer = StepTimer(warmup, steps)
     callbacks = [*build_all(cfg.callbacks, "callbacks"), timer.callback]
     trainer_cfg = {k: v for k, v in cfg.trainer.items() if k != "_target_" and v is not None}
-    trainer_cfg.update(
-        # min_epochs=0: the timer's should_stop ends the fit at once instead of after a whole epoch
-        min_epochs=0,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        max_epochs=1,
-        default_root_dir="/tmp/litlab-bench",
-    )
+    trainer_cfg.update(TIMED_FIT)
     trainer = L.Trainer(
         **trainer_cfg, callbacks=callbacks, logger=L.pytorch.loggers.CSVLogger("/tmp/litlab-bench")
     )
@@ -143,16 +147,12 @@ def bare_lightning_images_per_s(data_dir: Path, experiment: str, steps: int, war
         accelerator="cpu",
         devices=1,
         precision=cfg.trainer.precision,
-        max_epochs=1,
-        min_epochs=0,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
         callbacks=[timer.callback],
         logger=False,
         enable_progress_bar=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        default_root_dir="/tmp/litlab-bench",
+        **TIMED_FIT,
     )
     trainer.fit(Bare(), datamodule=datamodule)
     return steps * cfg.data.batch_size / timer.seconds
