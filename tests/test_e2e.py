@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +89,9 @@ def test_resume_continues_to_the_uninterrupted_result(run_script, cifar_dir):
     assert resumed.metrics["epochs"] == full.metrics["epochs"] == 3
     assert resumed.metrics["final"]["val/loss"] == pytest.approx(full.metrics["final"]["val/loss"], abs=1e-6)
     assert resumed.metrics["test"] == pytest.approx(full.metrics["test"], abs=1e-6)
+    # the best of the epochs before the resume still counts, and the first run keeps its own files
+    assert Path(resumed.metrics["best"]["ckpt_path"]).name == Path(full.metrics["best"]["ckpt_path"]).name
+    assert Path(first.metrics["best"]["ckpt_path"]).is_file()
 
 
 def test_seed_zero_is_deterministic(run_script, cifar_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 
 class RunState(L.Callback):
@@ -74,3 +75,30 @@ class RichProgressBar(L.pytorch.callbacks.RichProgressBar):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         else:  # what the parent does on every batch besides updating the display
             self.val_progress_bar_id = self.test_progress_bar_id = self.predict_progress_bar_id = None
+
+
+class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
+    """Lightning's, except that a run resumed into a new run directory keeps the old run's best.
+
+    Lightning forgets the best scores when the directory changed, so the first epoch after resuming
+    became the best whatever its score, and the resumed run tested another checkpoint than the
+    uninterrupted one. The old best files are copied in first: pruning the top k then deletes
+    copies, never the earlier run's own files.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old_best = state_dict.get("best_k_models") or {}
+        moved = self.dirpath is not None and state_dict.get("dirpath", self.dirpath) != self.dirpath
+        if not (moved and old_best and all(Path(path).is_file() for path in old_best)):
+            super().load_state_dict(state_dict)
+            return
+        copies = {path: str(Path(self.dirpath) / Path(path).name) for path in old_best}
+        if rank_zero_only.rank == 0:
+            Path(self.dirpath).mkdir(parents=True, exist_ok=True)
+            for path, copy in copies.items():
+                shutil.copy2(path, copy)
+        self.best_k_models = {copies[path]: score for path, score in old_best.items()}
+        self.best_model_score = state_dict["best_model_score"]
+        self.best_model_path = copies.get(state_dict["best_model_path"], state_dict["best_model_path"])
+        self.kth_best_model_path = copies.get(state_dict["kth_best_model_path"], "")
+        self.kth_value = state_dict["kth_value"]
