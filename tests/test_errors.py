@@ -107,12 +107,17 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, cifar_dir):
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # a shell starts background jobs with Ctrl-C ignored, and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 120
-    while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # never leave a run with max_epochs=100000 behind
     assert proc.returncode != 0
     saved = run_dir / "checkpoints" / "interrupted.ckpt"
     assert saved.exists() and f"Resume with ckpt_path={saved}" in output
