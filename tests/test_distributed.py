@@ -24,12 +24,19 @@ def test_ddp_cpu_ranks_see_disjoint_shards_and_match_single_process(
         "+callbacks.shards._target_=probes.ShardProbe",
         f"+callbacks.shards.out_dir={tmp_path / 'shards'}",
     ]
-    common = ["model=mlp", f"paths.data_dir={cifar_dir}", "data.batch_size=32", "seed=0", *FAST]
+    common = [
+        "model=mlp",
+        "model.steps_per_execution=4",  # callbacks see blocks of 4 batches
+        f"paths.data_dir={cifar_dir}",
+        "data.batch_size=32",
+        "seed=0",
+        *FAST,
+    ]
     ddp = run_script(*common, "trainer=ddp_cpu", "trainer.devices=2", *probe)
     single = run_script(*common, "trainer=cpu")
     rank0, rank1 = (json.loads((tmp_path / "shards" / f"rank{r}.json").read_text()) for r in (0, 1))
     assert len(rank0["seen"]) == len(rank1["seen"]) == 200  # 400 training images split over 2 ranks
-    assert max(rank0["batch_sizes"]) == max(rank1["batch_sizes"]) == 16  # the global batch of 32, halved
+    assert max(rank0["batch_sizes"]) == max(rank1["batch_sizes"]) == 4 * 16  # the global batch of 32, halved
     assert not set(rank0["seen"]) & set(rank1["seen"])
     assert ddp.metrics["test"]["test/acc"] > 0.5 and single.metrics["test"]["test/acc"] > 0.5
     assert abs(ddp.metrics["test"]["test/acc"] - single.metrics["test"]["test/acc"]) < 0.15

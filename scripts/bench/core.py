@@ -81,7 +81,9 @@ TIMED_FIT = {
 
 
 class StepTimer:
-    """Lightning callback: wall time of steps [warmup, warmup + n)."""
+    """Lightning callback: wall time and optimiser-step count from the first batch starting at or past
+    step ``warmup`` to the first batch ending at or past ``warmup + n`` (a batch may hold several
+    steps: model.steps_per_execution)."""
 
     def __init__(self, warmup: int, n: int) -> None:
         import lightning as L
@@ -90,16 +92,20 @@ class StepTimer:
 
         class _Timer(L.Callback):
             def on_train_batch_start(self, trainer, module, batch, idx):
-                if trainer.global_step == warmup:
-                    outer.start = time.perf_counter()
+                if trainer.global_step >= warmup and outer.start_step < 0:
+                    outer.start, outer.start_step = time.perf_counter(), trainer.global_step
 
             def on_train_batch_end(self, trainer, module, outputs, batch, idx):
-                if trainer.global_step == warmup + n:
+                if outer.start_step >= 0 and trainer.global_step >= outer.start_step + n:
                     outer.seconds = time.perf_counter() - outer.start
+                    outer.steps = trainer.global_step - outer.start_step
                     trainer.should_stop = True
 
         self.callback = _Timer()
-        self.seconds = float("nan")
+        self.start, self.start_step, self.steps, self.seconds = 0.0, -1, 0, float("nan")
+
+    def images_per_s(self, batch_size: int) -> float:
+        return self.steps * batch_size / self.seconds
 
 
 def template_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int = 5) -> float:
@@ -117,7 +123,7 @@ def template_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: i
         **trainer_cfg, callbacks=callbacks, logger=L.pytorch.loggers.CSVLogger("/tmp/litlab-bench")
     )
     trainer.fit(model, datamodule=datamodule)
-    return steps * cfg.data.batch_size / timer.seconds
+    return timer.images_per_s(cfg.data.batch_size)
 
 
 def bare_lightning_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int = 5) -> float:
@@ -155,7 +161,7 @@ def bare_lightning_images_per_s(data_dir: Path, experiment: str, steps: int, war
         **TIMED_FIT,
     )
     trainer.fit(Bare(), datamodule=datamodule)
-    return steps * cfg.data.batch_size / timer.seconds
+    return timer.images_per_s(cfg.data.batch_size)
 
 
 def plain_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int = 5) -> float:
@@ -273,9 +279,11 @@ def run(data_dir: Path) -> str:
         "Plain loop: same model, batch size and in-memory uint8 data, hand-written forward/backward/step, bf16 "
         "autocast (this CPU has AVX512-BF16), channels_last for the CNN (for the MLP it would only add two copies "
         "a step). Template: the experiment's Trainer config with default callbacks (checkpointing, rich progress "
-        "bar) and the CSV logger. Bare Lightning: the same net, optimiser, precision and DataModule in a minimal "
-        "LightningModule (a cross-entropy `training_step`), no callbacks, logger or progress bar: what Lightning's "
-        "own loop costs. Steady-state steps after 5 warm-up steps "
+        "bar) and the CSV logger; the MLP config's `model.steps_per_execution=8` hands the step 8 batches at a time, "
+        "each with its own optimiser step (the same updates as 8 Lightning batches, see "
+        "`tests/test_steps_per_execution.py`). Bare Lightning: the same net, optimiser, precision and DataModule "
+        "in a minimal LightningModule (a cross-entropy `training_step`, one optimiser step per Lightning batch), "
+        "no callbacks, logger or progress bar: what Lightning's own loop costs. Steady-state steps after 5 warm-up steps "
         f"({SAMPLES['seed_cnn_cifar10']} CNN / {SAMPLES['seed_mlp_cifar10']} MLP steps timed); {PAIRS} rounds, each "
         "measuring plain, template, bare and reference in turn; ratio and speed-up: the median of the per-round "
         "ratios, their range in brackets; img/s and s/epoch: medians. Reference pipeline: torchvision `CIFAR10` + "

@@ -7,6 +7,7 @@ class subsets, label budgets, batching, normalisation and augmentation live here
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,6 +82,9 @@ class InMemoryImageDataModule(ShuffledDataModule):
         self.drop_last = drop_last
         self.splits: dict[str, TensorBatchDataset] = {}
         self.flip_bits: torch.Tensor | None = None
+        # training batches per loader item, set by a model with steps_per_execution > 1: the loader
+        # draws them as one block of rows (the same sampler order); the model splits it (split_fetch)
+        self.batches_per_fetch = 1
 
     # --- what subclasses provide -------------------------------------------------------------
     def ensure_files(self) -> None:
@@ -150,9 +154,9 @@ class InMemoryImageDataModule(ShuffledDataModule):
             train = TensorBatchDataset(*train.tensors, torch.arange(len(train)))
         return batch_loader(
             train,
-            self.device_batch_size,
+            self.device_batch_size * self.batches_per_fetch,
             shuffle=True,
-            drop_last=self.drop_last,
+            drop_last=self.drop_last and self.batches_per_fetch == 1,
             generator=self._shuffle_rng(),
         )
 
@@ -177,6 +181,23 @@ class InMemoryImageDataModule(ShuffledDataModule):
                 bits = self._flip_bits(len(self.splits["train"]), images.device)
                 images = alternating_hflip(images, sample_ids[0], bits, self.trainer.current_epoch)
         return images, labels
+
+    def train_steps_per_epoch(self) -> int:
+        """Training batches one process gets per epoch (a DistributedSampler pads to equal shards)."""
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        rows = math.ceil(len(self.splits["train"]) / world_size)
+        return rows // self.device_batch_size if self.drop_last else math.ceil(rows / self.device_batch_size)
+
+    def split_fetch(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The training batches in one block of ``batches_per_fetch``, as the per-batch loader makes them."""
+        images, labels = batch
+        size = self.device_batch_size
+        batches = list(zip(images.split(size), labels.split(size), strict=True))
+        if self.drop_last and len(batches[-1][1]) < size:
+            batches.pop()
+        return batches
 
     def train_images(self, limit: int | None = None) -> torch.Tensor:
         """The first ``limit`` training images, normalised as the model sees them (for data-dependent

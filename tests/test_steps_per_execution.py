@@ -1,0 +1,96 @@
+"""model.steps_per_execution: K optimiser steps per Lightning batch must train exactly as K batches would."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+
+from litlab.data.cifar10 import CIFAR10DataModule
+from litlab.data.toy import ToyDataModule
+from litlab.models.mlp import MLPClassifier
+from litlab.models.schedulers import one_cycle
+
+
+def fit(
+    cifar_dir, steps_per_execution: int, scheduler=None, **trainer_args
+) -> tuple[MLPClassifier, L.Trainer, list]:
+    L.seed_everything(0)
+    datamodule = CIFAR10DataModule(str(cifar_dir), batch_size=32, val_size=100, download=False)
+    model = MLPClassifier(
+        hidden_sizes=[20],
+        dropout=0.2,  # the dropout masks must come in the same order too
+        num_classes=10,
+        input_shape=[3, 32, 32],
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        steps_per_execution=steps_per_execution,
+        scheduler=scheduler,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_args,
+    )
+    initial = [w.clone() for w in weights(model)]
+    trainer.fit(model, datamodule=datamodule)
+    return model, trainer, initial
+
+
+def weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return list(model.state_dict().values())
+
+
+@pytest.mark.parametrize(
+    "trainer_args",
+    [{}, {"max_steps": 7}, {"scheduler": one_cycle}],
+    ids=["two_epochs", "max_steps_mid_block", "one_cycle_schedule"],
+)
+def test_blocks_of_steps_train_exactly_as_single_steps(cifar_dir, trainer_args):
+    one, one_trainer, _ = fit(cifar_dir, 1, **trainer_args)
+    four, four_trainer, initial = fit(cifar_dir, 4, **trainer_args)
+    assert four.fetch_steps == 4 and not four.automatic_optimization
+    assert four.planned_steps() == one.planned_steps()  # a schedule ends where training does
+    assert one_trainer.num_training_batches == 13 and four_trainer.num_training_batches == 4  # 400 rows
+    assert four_trainer.global_step == one_trainer.global_step == trainer_args.get("max_steps", 26)
+    assert all(torch.equal(a, b) for a, b in zip(weights(one), weights(four), strict=True))
+    assert not torch.equal(weights(four)[0], initial[0])  # it trained
+    assert four_trainer.callback_metrics["train/acc"] == one_trainer.callback_metrics["train/acc"]
+
+
+def test_clipping_or_a_one_batch_data_module_runs_one_step_per_batch(cifar_dir):
+    model, trainer, _ = fit(cifar_dir, 4, gradient_clip_val=1.0)
+    assert model.fetch_steps == 1 and trainer.num_training_batches == 13 and trainer.global_step == 26
+
+    toy = MLPClassifier(
+        hidden_sizes=[],
+        num_classes=2,
+        input_shape=[3],
+        loss="bce",
+        optimizer=partial(torch.optim.SGD, lr=1.0),
+        steps_per_execution=4,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    trainer.fit(toy, datamodule=ToyDataModule(steps_per_epoch=5))
+    assert toy.fetch_steps == 1 and trainer.global_step == 3 * trainer.num_training_batches
+
+
+def test_ema_counts_optimiser_steps_across_blocks(cifar_dir):
+    from litlab.ema import EMA
+
+    ema = EMA(decay=0.9, every_n_steps=3, ramp_power=1.0, lookahead=False)
+    decays: list[float] = []
+    decay_at = ema.decay_at
+    ema.decay_at = lambda step, total: decays.append(decay_at(step, total)) or decays[-1]
+    model, trainer, _ = fit(cifar_dir, 4, callbacks=[ema])
+    # blocks end at steps 4, 8, 12, 13 | 17, 21, 25, 26: each crosses a multiple of 3 except 13 and 26
+    assert model.fetch_steps == 4 and len(decays) == 6
+    assert decays[-1] == pytest.approx(0.9 * 25 / 26)  # progress in optimiser steps, not in batches
+    assert all(torch.isfinite(w).all() for w in weights(model))
