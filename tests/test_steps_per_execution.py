@@ -15,10 +15,12 @@ from litlab.models.schedulers import one_cycle
 
 
 def fit(
-    cifar_dir, steps_per_execution: int, scheduler=None, **trainer_args
+    cifar_dir, steps_per_execution: int, scheduler=None, drop_last=False, **trainer_args
 ) -> tuple[MLPClassifier, L.Trainer, list]:
     L.seed_everything(0)
-    datamodule = CIFAR10DataModule(str(cifar_dir), batch_size=32, val_size=100, download=False)
+    datamodule = CIFAR10DataModule(
+        str(cifar_dir), batch_size=32, val_size=100, download=False, drop_last=drop_last
+    )
     model = MLPClassifier(
         hidden_sizes=[20],
         dropout=0.2,  # the dropout masks must come in the same order too
@@ -48,16 +50,19 @@ def weights(model: torch.nn.Module) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(
     "trainer_args",
-    [{}, {"max_steps": 7}, {"scheduler": one_cycle}],
-    ids=["two_epochs", "max_steps_mid_block", "one_cycle_schedule"],
+    [{}, {"max_steps": 7}, {"scheduler": one_cycle}, {"drop_last": True}],
+    ids=["two_epochs", "max_steps_mid_block", "one_cycle_schedule", "drop_last"],
 )
 def test_blocks_of_steps_train_exactly_as_single_steps(cifar_dir, trainer_args):
     one, one_trainer, _ = fit(cifar_dir, 1, **trainer_args)
     four, four_trainer, initial = fit(cifar_dir, 4, **trainer_args)
     assert four.fetch_steps == 4 and not four.automatic_optimization
     assert four.planned_steps() == one.planned_steps()  # a schedule ends where training does
-    assert one_trainer.num_training_batches == 13 and four_trainer.num_training_batches == 4  # 400 rows
-    assert four_trainer.global_step == one_trainer.global_step == trainer_args.get("max_steps", 26)
+    # 400 rows: 13 batches of 32 (12 with drop_last) in 4 blocks; the shuffle of epoch 2 must match too
+    assert one_trainer.num_training_batches == (12 if trainer_args.get("drop_last") else 13)
+    assert four_trainer.num_training_batches == 4
+    steps = trainer_args.get("max_steps", 2 * one_trainer.num_training_batches)
+    assert four_trainer.global_step == one_trainer.global_step == steps
     assert all(torch.equal(a, b) for a, b in zip(weights(one), weights(four), strict=True))
     assert not torch.equal(weights(four)[0], initial[0])  # it trained
     assert four_trainer.callback_metrics["train/acc"] == one_trainer.callback_metrics["train/acc"]

@@ -8,7 +8,7 @@ Lightning still swaps in a DistributedSampler under DDP, because the sampler sta
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 
 class TensorBatchDataset(Dataset):
@@ -43,6 +43,7 @@ def batch_loader(
     shuffle: bool,
     drop_last: bool = False,
     generator: torch.Generator | None = None,
+    sampler: Sampler | None = None,
 ) -> DataLoader:
     """A loader that never draws from the global RNG (it has its own generator), so that
     building or iterating loaders (e.g. a sanity check after resume) cannot shift dropout or
@@ -50,11 +51,34 @@ def batch_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         drop_last=drop_last,
         collate_fn=keep_batch,
         generator=generator if generator is not None else torch.Generator(),
     )
+
+
+class BlockShuffle(RandomSampler):
+    """The shuffle of a per-batch loader, for a loader that reads blocks of several batches.
+
+    torch's RandomSampler draws one more (unused) permutation when it is read to its end. A per-batch
+    loader gets there only when its last batch is partial and kept (Lightning stops reading at
+    ``len(loader)``), a block loader whenever its last block is partial. Drawing as the per-batch
+    loader would keeps the generator, and so every later epoch's order, the same.
+    """
+
+    def __init__(
+        self, dataset: Dataset, batch_size: int, drop_last: bool, generator: torch.Generator
+    ) -> None:
+        super().__init__(dataset, generator=generator)
+        self.reads_to_end = len(dataset) % batch_size != 0 and not drop_last
+
+    def __iter__(self):
+        n = len(self.data_source)
+        yield from torch.randperm(n, generator=self.generator).tolist()
+        if self.reads_to_end:
+            torch.randperm(n, generator=self.generator)
 
 
 def random_crop(images: torch.Tensor, padding: int, mode: str = "constant") -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 
 from litlab.data.base import ShuffledDataModule
 from litlab.data.batching import (
+    BlockShuffle,
     TensorBatchDataset,
     alternating_hflip,
     batch_loader,
@@ -152,12 +153,16 @@ class InMemoryImageDataModule(ShuffledDataModule):
         train = self.splits["train"]
         if self.alternating_flip:  # the loader also yields sample ids; on_after_batch_transfer drops them
             train = TensorBatchDataset(*train.tensors, torch.arange(len(train)))
+        blocks = self.batches_per_fetch > 1
         return batch_loader(
             train,
             self.device_batch_size * self.batches_per_fetch,
             shuffle=True,
-            drop_last=self.drop_last and self.batches_per_fetch == 1,
+            drop_last=self.drop_last and not blocks,
             generator=self._shuffle_rng(),
+            sampler=BlockShuffle(train, self.device_batch_size, self.drop_last, self._shuffle_rng())
+            if blocks
+            else None,
         )
 
     def val_dataloader(self):
