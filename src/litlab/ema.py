@@ -43,6 +43,8 @@ class EMAState:
 
 
 class EMA(L.Callback):
+    needs_every_step = True  # it updates between optimiser steps: model.steps_per_execution runs as 1
+
     def __init__(
         self, decay: float = 0.95**5, every_n_steps: int = 5, ramp_power: float = 3.0, lookahead: bool = True
     ) -> None:
@@ -53,7 +55,6 @@ class EMA(L.Callback):
         self.ema: EMAState | None = None
         self.live: dict[str, torch.Tensor] | None = None  # live weights while the average is swapped in
         self.resume_live: dict[str, torch.Tensor] | None = None
-        self.updated_at = 0  # the global step of the last update
 
     def decay_at(self, step: int, total_steps: int) -> float:
         return self.decay * (step / max(1, total_steps)) ** self.ramp_power
@@ -65,17 +66,12 @@ class EMA(L.Callback):
             self.resume_live = None
         if self.ema is None:
             self.ema = EMAState(pl_module)
-        self.updated_at = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        # when the step count crossed a multiple of every_n_steps: a batch can hold several optimiser
-        # steps (model.steps_per_execution) or none (gradient accumulation); at most one update a batch
-        step, every = trainer.global_step, self.every_n_steps
-        if self.ema is None or step // every == self.updated_at // every:
+        step = trainer.global_step
+        if self.ema is None or step % self.every_n_steps:
             return
-        self.updated_at = step
-        planned = getattr(pl_module, "planned_steps", lambda: trainer.estimated_stepping_batches)()
-        self.ema.update(pl_module, self.decay_at(step, int(planned)))  # in optimiser steps, not batches
+        self.ema.update(pl_module, self.decay_at(step, int(trainer.estimated_stepping_batches)))
         if self.lookahead:
             self.ema.copy_to(pl_module)
 

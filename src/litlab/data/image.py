@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -172,20 +172,27 @@ class InMemoryImageDataModule(ShuffledDataModule):
         return batch_loader(self.splits["test"], self.eval_batch_size, shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Normalise (and in training, augment) the whole uint8 batch on the training device."""
+        """Normalise (and in training, augment) the whole uint8 batch on the training device. A block
+        of several batches is only normalised here: ``split_fetch`` augments each batch in turn."""
         images, labels, *sample_ids = batch
         images = self.to_float(images)
-        if self.trainer is not None and self.trainer.training:
-            if self.crop_padding > 0:
-                images = random_crop(images, self.crop_padding)
-            if self.translate > 0:
-                images = random_crop(images, self.translate, mode="reflect")
-            if self.hflip:
-                images = random_hflip(images)
-            if self.alternating_flip and sample_ids:
-                bits = self._flip_bits(len(self.splits["train"]), images.device)
-                images = alternating_hflip(images, sample_ids[0], bits, self.trainer.current_epoch)
-        return images, labels
+        if self.trainer is None or not self.trainer.training:
+            return images, labels
+        if self.batches_per_fetch > 1:
+            return images, labels, *sample_ids
+        return self.augment(images, sample_ids), labels
+
+    def augment(self, images: torch.Tensor, sample_ids: list[torch.Tensor]) -> torch.Tensor:
+        if self.crop_padding > 0:
+            images = random_crop(images, self.crop_padding)
+        if self.translate > 0:
+            images = random_crop(images, self.translate, mode="reflect")
+        if self.hflip:
+            images = random_hflip(images)
+        if self.alternating_flip and sample_ids:
+            bits = self._flip_bits(len(self.splits["train"]), images.device)
+            images = alternating_hflip(images, sample_ids[0], bits, self.trainer.current_epoch)
+        return images
 
     def train_steps_per_epoch(self) -> int:
         """Training batches one process gets per epoch (a DistributedSampler pads to equal shards)."""
@@ -193,16 +200,17 @@ class InMemoryImageDataModule(ShuffledDataModule):
         rows = math.ceil(len(self.splits["train"]) / world_size)
         return rows // self.device_batch_size if self.drop_last else math.ceil(rows / self.device_batch_size)
 
-    def split_fetch(
-        self, batch: tuple[torch.Tensor, torch.Tensor]
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The training batches in one block of ``batches_per_fetch``, as the per-batch loader makes them."""
-        images, labels = batch
+    def split_fetch(self, block: tuple[torch.Tensor, ...]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one block of ``batches_per_fetch``, as the per-batch loader makes them. Each
+        is augmented when the step asks for it, so augmentation and the model's own random draws
+        (dropout) take their turns on the global generator as they do batch by batch."""
+        images, labels, *sample_ids = block
         size = self.device_batch_size
-        batches = list(zip(images.split(size), labels.split(size), strict=True))
-        if self.drop_last and len(batches[-1][1]) < size:
-            batches.pop()
-        return batches
+        for start in range(0, len(labels), size):
+            rows = slice(start, start + size)
+            if self.drop_last and len(labels[rows]) < size:
+                return
+            yield self.augment(images[rows], [ids[rows] for ids in sample_ids]), labels[rows]
 
     def train_images(self, limit: int | None = None) -> torch.Tensor:
         """The first ``limit`` training images, normalised as the model sees them (for data-dependent

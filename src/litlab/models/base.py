@@ -24,6 +24,13 @@ from litlab.models.tta import TTA_MODES, tta_logits
 
 # attributes set on every step that never hold a parameter, buffer or submodule
 PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "train_count", "fetch_steps"})
+
+
+def stepwise_callback(callback: L.Callback) -> bool:
+    """A callback that must run between every two optimiser steps says so with ``needs_every_step``."""
+    return bool(getattr(callback, "needs_every_step", False))
+
+
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 LR_SCALING: dict[str, Callable[[int], float]] = {
     "none": lambda world: 1.0,
@@ -187,6 +194,10 @@ class ClassificationModule(L.LightningModule):
             reason = "gradient clipping and accumulation run in Lightning's one-step-per-batch loop"
         elif wanted > 1 and not hasattr(datamodule, "batches_per_fetch"):
             reason = f"{type(datamodule).__name__} hands out one batch at a time"
+        elif wanted > 1 and (
+            stepwise := [type(c).__name__ for c in trainer.callbacks if stepwise_callback(c)]
+        ):
+            reason = f"callbacks {stepwise} act between optimiser steps"
         if reason:
             rank_zero_info(f"model.steps_per_execution={wanted} runs as 1: {reason}")
         steps = 1 if reason else wanted
