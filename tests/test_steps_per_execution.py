@@ -30,9 +30,10 @@ def fit(
         steps_per_execution=steps_per_execution,
         scheduler=scheduler,
     )
+    ckpt_path = trainer_args.pop("ckpt_path", None)
     trainer = L.Trainer(
         accelerator="cpu",
-        max_epochs=2,
+        max_epochs=trainer_args.pop("max_epochs", 2),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -40,7 +41,7 @@ def fit(
         **trainer_args,
     )
     initial = [w.clone() for w in weights(model)]
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return model, trainer, initial
 
 
@@ -98,3 +99,14 @@ def test_ema_keeps_one_step_per_batch(cifar_dir):
 
     model, trainer, _ = fit(cifar_dir, 4, callbacks=[EMA(every_n_steps=3)])
     assert model.fetch_steps == 1 and trainer.num_training_batches == 13
+
+
+def test_resuming_across_modes_keeps_the_step_count(cifar_dir, tmp_path):
+    """A checkpoint from one step per batch, resumed with blocks (e.g. saved before an upgrade)."""
+    _, trainer, _ = fit(cifar_dir, 1, max_epochs=1)
+    trainer.save_checkpoint(tmp_path / "one.ckpt")
+    resumed, trainer, _ = fit(cifar_dir, 4, max_epochs=2, ckpt_path=str(tmp_path / "one.ckpt"))
+    assert resumed.fetch_steps == 4 and trainer.global_step == 26
+    trainer.save_checkpoint(tmp_path / "four.ckpt")
+    back, trainer, _ = fit(cifar_dir, 1, max_epochs=3, ckpt_path=str(tmp_path / "four.ckpt"))
+    assert back.fetch_steps == 1 and trainer.global_step == 39

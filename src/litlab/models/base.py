@@ -223,6 +223,18 @@ class ClassificationModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()  # forget the sanity check's score
+        self.carry_step_count()
+
+    def carry_step_count(self) -> None:
+        """Lightning counts optimiser steps in one tracker with automatic optimisation and in another
+        with manual: a checkpoint saved with the other steps_per_execution mode (1 vs > 1, e.g. from
+        before an upgrade) would restart global_step at 0. Carry its count into the tracker in use."""
+        loop = self.trainer.fit_loop.epoch_loop
+        automatic = loop.automatic_optimization.optim_progress.optimizer.step.total
+        manual = loop.manual_optimization.optim_step_progress.total
+        source, target = (automatic, manual) if self.fetch_steps > 1 else (manual, automatic)
+        if target.completed < source.completed:
+            target.ready = target.completed = source.completed
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
