@@ -23,13 +23,7 @@ from litlab.models.blocks import loss_function, output_units
 from litlab.models.tta import TTA_MODES, tta_logits
 
 # attributes set on every step that never hold a parameter, buffer or submodule
-PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "train_count", "fetch_steps"})
-
-
-def stepwise_callback(callback: L.Callback) -> bool:
-    """A callback that must run between every two optimiser steps says so with ``needs_every_step``."""
-    return bool(getattr(callback, "needs_every_step", False))
-
+PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "train_count"})
 
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 LR_SCALING: dict[str, Callable[[int], float]] = {
@@ -189,19 +183,21 @@ class ClassificationModule(L.LightningModule):
         if trainer is None:  # set up by hand, outside a fit
             return 1
         datamodule = trainer.datamodule
+        blocks_possible = hasattr(datamodule, "batches_per_fetch")
         reason = ""
-        if wanted > 1 and (trainer.gradient_clip_val or trainer.accumulate_grad_batches != 1):
-            reason = "gradient clipping and accumulation run in Lightning's one-step-per-batch loop"
-        elif wanted > 1 and not hasattr(datamodule, "batches_per_fetch"):
-            reason = f"{type(datamodule).__name__} hands out one batch at a time"
-        elif wanted > 1 and (
-            stepwise := [type(c).__name__ for c in trainer.callbacks if stepwise_callback(c)]
-        ):
-            reason = f"callbacks {stepwise} act between optimiser steps"
-        if reason:
-            rank_zero_info(f"model.steps_per_execution={wanted} runs as 1: {reason}")
+        if wanted > 1:
+            # a callback that must run between every two optimiser steps says so with needs_every_step
+            stepwise = [type(c).__name__ for c in trainer.callbacks if getattr(c, "needs_every_step", False)]
+            if trainer.gradient_clip_val or trainer.accumulate_grad_batches != 1:
+                reason = "gradient clipping and accumulation run in Lightning's one-step-per-batch loop"
+            elif not blocks_possible:
+                reason = f"{type(datamodule).__name__} hands out one batch at a time"
+            elif stepwise:
+                reason = f"callbacks {stepwise} act between optimiser steps"
+            if reason:
+                rank_zero_info(f"model.steps_per_execution={wanted} runs as 1: {reason}")
         steps = 1 if reason else wanted
-        if hasattr(datamodule, "batches_per_fetch"):
+        if blocks_possible:
             datamodule.batches_per_fetch = steps
         return steps
 
