@@ -64,6 +64,7 @@ def test_blocks_of_steps_train_exactly_as_single_steps(cifar_dir, trainer_args):
     one, one_trainer, _ = fit(cifar_dir, 1, **trainer_args)
     four, four_trainer, initial = fit(cifar_dir, 4, **trainer_args)
     assert four.fetch_steps == 4 and not four.automatic_optimization
+    assert four.direct_steps  # one device, 32-bit, no step hooks: loss.backward() and optimizer.step()
     assert four.planned_steps() == one.planned_steps()  # a schedule ends where training does
     # 400 rows: 13 batches of 32 (12 with drop_last) in 4 blocks; the shuffle of epoch 2 must match too
     assert one_trainer.num_training_batches == (12 if "drop_last" in trainer_args.get("data", {}) else 13)
@@ -92,6 +93,26 @@ def test_clipping_or_a_one_batch_data_module_runs_one_step_per_batch(cifar_dir):
     )
     trainer.fit(toy, datamodule=ToyDataModule(steps_per_epoch=5))
     assert toy.fetch_steps == 1 and trainer.global_step == 3 * trainer.num_training_batches
+
+
+class GradientReader(L.Callback):
+    """Reads the gradients before every optimiser step, as a gradient-norm logger would."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        self.norms.append(float(sum(p.grad.norm() for p in module.parameters() if p.grad is not None)))
+
+
+def test_a_callback_on_step_hooks_sees_every_step_of_a_block(cifar_dir):
+    one_reader, four_reader = GradientReader(), GradientReader()
+    one, _, _ = fit(cifar_dir, 1, callbacks=[one_reader])
+    four, trainer, _ = fit(cifar_dir, 4, callbacks=[four_reader])
+    assert four.fetch_steps == 4 and not four.direct_steps  # blocks, each step through Lightning's hooks
+    assert len(four_reader.norms) == trainer.global_step == 26
+    assert four_reader.norms == one_reader.norms
+    assert all(torch.equal(a, b) for a, b in zip(weights(one), weights(four), strict=True))
 
 
 def test_ema_keeps_one_step_per_batch(cifar_dir):

@@ -13,13 +13,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch.optim import Optimizer
 from torchmetrics import MaxMetric
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
 from litlab.errors import ConfigError, NonFiniteLossError
 from litlab.models.blocks import loss_function, output_units
+from litlab.models.stepping import direct_steps_possible, settle_steps_per_execution
 from litlab.models.tta import TTA_MODES, tta_logits
 
 # attributes set on every step that never hold a parameter, buffer or submodule
@@ -59,6 +59,7 @@ class ClassificationModule(L.LightningModule):
         if steps_per_execution < 1:
             raise ConfigError(f"model.steps_per_execution={steps_per_execution} must be >= 1")
         self.fetch_steps = 1  # optimiser steps per Lightning batch, settled in setup("fit")
+        self.direct_steps = False  # whether those steps may bypass Lightning's hooks, likewise
         self.criterion = loss_function(loss)
         self.num_outputs = output_units(num_classes, loss)
         self.input_shape = tuple(input_shape)
@@ -109,8 +110,9 @@ class ClassificationModule(L.LightningModule):
 
     # --- the shared step ---------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        if stage == "fit":
-            self.fetch_steps = self.settle_steps_per_execution()
+        if stage == "fit" and self._trainer is not None:  # not when set up by hand, outside a fit
+            self.fetch_steps = settle_steps_per_execution(self.trainer, self.hparams.steps_per_execution)
+            self.direct_steps = self.fetch_steps > 1 and direct_steps_possible(self.trainer, self)
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.hparams.compile and "compiled_net" not in self.__dict__:
@@ -148,14 +150,22 @@ class ClassificationModule(L.LightningModule):
         if self.fetch_steps == 1:
             return self.step_loss(batch, log)
         optimizer, scheduler, max_steps = self.optimizers(), self.lr_schedulers(), self.trainer.max_steps
+        # the counter behind global_step that Lightning's optimizer.step would advance
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         # what Lightning would do for each batch in turn
         for piece, step_batch in enumerate(self.trainer.datamodule.split_fetch(batch)):
             if 0 <= max_steps <= self.global_step:
                 break
             loss = self.step_loss(step_batch, log and piece == 0)
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            optimizer.step()
+            if self.direct_steps:  # see stepping.direct_steps_possible
+                loss.backward()
+                progress.increment_ready()
+                optimizer.optimizer.step()
+                progress.increment_completed()
+            else:
+                self.manual_backward(loss)
+                optimizer.step()
             if scheduler is not None:
                 scheduler.step()
         return None
@@ -173,33 +183,6 @@ class ClassificationModule(L.LightningModule):
         if self.hparams.l1 or self.hparams.l2:
             loss = loss + self.penalty()
         return loss
-
-    def settle_steps_per_execution(self) -> int:
-        """``model.steps_per_execution`` K > 1: the data module hands over K batches as one block and each
-        gets its own optimiser step, in the order and with the updates of K Lightning batches. Lightning's
-        per-batch bookkeeping (hooks, loop state: about 0.7 ms on this CPU, a third of a small MLP's
-        step) is then paid once per K steps. It falls back to 1 where Lightning's own loop is needed."""
-        wanted, trainer = self.hparams.steps_per_execution, self._trainer
-        if trainer is None:  # set up by hand, outside a fit
-            return 1
-        datamodule = trainer.datamodule
-        blocks_possible = hasattr(datamodule, "batches_per_fetch")
-        reason = ""
-        if wanted > 1:
-            # a callback that must run between every two optimiser steps says so with needs_every_step
-            stepwise = [type(c).__name__ for c in trainer.callbacks if getattr(c, "needs_every_step", False)]
-            if trainer.gradient_clip_val or trainer.accumulate_grad_batches != 1:
-                reason = "gradient clipping and accumulation run in Lightning's one-step-per-batch loop"
-            elif not blocks_possible:
-                reason = f"{type(datamodule).__name__} hands out one batch at a time"
-            elif stepwise:
-                reason = f"callbacks {stepwise} act between optimiser steps"
-            if reason:
-                rank_zero_info(f"model.steps_per_execution={wanted} runs as 1: {reason}")
-        steps = 1 if reason else wanted
-        if blocks_possible:
-            datamodule.batches_per_fetch = steps
-        return steps
 
     def on_train_epoch_start(self) -> None:
         self.train_loss_sum.zero_()
