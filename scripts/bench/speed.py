@@ -121,6 +121,7 @@ def run(data_dir: Path) -> str:
         "Plain loop: the same net, optimiser (SGDW, per-group lr), lr schedule, label smoothing, translate + flip "
         f"and a lookahead EMA every 5 steps, channels_last and bf16 autocast, hand-written; template: the "
         f"experiment's Trainer with its callbacks and the CSV logger. Steps 5..{5 + STEPS}, {PAIRS} plain/template "
-        "pairs measured in turn; ratio: the median of the per-pair ratios, their range in brackets.",
+        "pairs measured in turn (odd pairs template first); ratio: the median of the per-pair ratios, their range "
+        "in brackets.",
     ]
     return "\n".join(rows)

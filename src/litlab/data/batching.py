@@ -7,23 +7,36 @@ Lightning still swaps in a DistributedSampler under DDP, because the sampler sta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 
 class TensorBatchDataset(Dataset):
-    def __init__(self, *tensors: torch.Tensor) -> None:
+    """Rows of in-memory tensors, or with ``rows`` only those rows, gathered batch by batch: a split
+    then copies no data (for CIFAR-10's train/val split that is 150 MB and 0.07 s of each startup)."""
+
+    def __init__(self, *tensors: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         assert all(len(t) == len(tensors[0]) for t in tensors)
-        self.tensors = tensors
+        self.source, self.rows = tensors, rows
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """The rows as whole tensors (a copy when ``rows`` is set)."""
+        return self.source if self.rows is None else take(self.source, self.rows)
 
     def __len__(self) -> int:
-        return len(self.tensors[0])
+        return len(self.source[0]) if self.rows is None else len(self.rows)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        return tuple(t[index] for t in self.tensors)
+    def __getitem__(self, index: int | slice) -> tuple[torch.Tensor, ...]:
+        if self.rows is not None:
+            index = self.rows[index]
+        return tuple(t[index] for t in self.source)
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        return take(self.tensors, torch.as_tensor(indices))
+        index = torch.as_tensor(indices)
+        return take(self.source, index if self.rows is None else self.rows[index])
 
 
 def take(tensors: tuple[torch.Tensor, ...], index: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -74,7 +87,7 @@ class BlockShuffle(RandomSampler):
         super().__init__(dataset, generator=generator)
         self.reads_to_end = len(dataset) % batch_size != 0 and not drop_last
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         n = len(self.data_source)
         yield from torch.randperm(n, generator=self.generator).tolist()
         if self.reads_to_end:

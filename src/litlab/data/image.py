@@ -21,7 +21,6 @@ from litlab.data.batching import (
     batch_loader,
     random_crop,
     random_hflip,
-    take,
 )
 from litlab.errors import ConfigError
 
@@ -126,8 +125,8 @@ class InMemoryImageDataModule(ShuffledDataModule):
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
         train_idx = self._label_budget(train_idx, labels)
-        self.splits["train"] = TensorBatchDataset(*take((images, labels), train_idx))
-        self.splits["val"] = TensorBatchDataset(*take((images, labels), val_idx))
+        self.splits["train"] = TensorBatchDataset(images, labels, rows=train_idx)
+        self.splits["val"] = TensorBatchDataset(images, labels, rows=val_idx)
 
     def _select_classes(
         self, images: torch.Tensor, labels: torch.Tensor
@@ -217,7 +216,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
         initialisation such as patch whitening)."""
         if "train" not in self.splits:
             self.setup("fit")
-        return self.to_float(self.splits["train"].tensors[0][:limit])
+        return self.to_float(self.splits["train"][:limit][0])
 
     def _flip_bits(self, n: int, device: torch.device) -> torch.Tensor:
         """One fixed random bit per training sample, from the run seed: a resumed run gets the same bits.

@@ -43,10 +43,11 @@ def direct_steps_possible(trainer: L.Trainer, module: L.LightningModule) -> bool
     """Whether a step inside a block may call ``loss.backward()`` and ``optimizer.step()`` itself.
 
     Lightning's ``manual_backward`` and ``optimizer.step`` add three rounds of hooks over every
-    callback and the precision plugin's wrapping: about 9 % of a small MLP's step on this CPU. On one
-    device, in 32-bit or bf16-mixed precision, without a profiler and with none of those hooks
-    overridden, that is all they add; anywhere else (DDP's gradient sync, fp16's loss scaling, a
-    callback reading gradients) the step goes through Lightning."""
+    callback and the precision plugin's wrapping: a small MLP ran at 0.84 of a plain loop's speed
+    through them and at 0.98 without them, interleaved on this CPU. On one device, in 32-bit or
+    bf16-mixed precision, without a profiler and with none of those hooks overridden, that is all
+    they add; anywhere else (DDP's gradient sync, fp16's loss scaling, a callback reading
+    gradients) the step goes through Lightning."""
     precision = trainer.precision_plugin
     plain_precision = type(precision) is Precision or (
         type(precision) is MixedPrecision and precision.scaler is None
