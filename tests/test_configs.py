@@ -128,3 +128,23 @@ def test_seed_zero_is_kept(tmp_path):
 def test_hydra_run_dir_layout(tmp_path):
     cfg = composed(tmp_path)
     assert cfg.hydra.run.dir.endswith("${now:%Y-%m-%d_%H-%M-%S}") or "/train/runs/" in cfg.hydra.run.dir
+
+
+def test_every_classifier_config_exposes_every_base_argument(tmp_path):
+    """One shared config (conf/model/shared/classifier.yaml) carries ClassificationModule's knobs, so
+    e.g. model.tta or model.compile is accepted by every classifier, never by some copies only."""
+    import inspect
+
+    import hydra
+
+    from litlab.models.base import ClassificationModule
+
+    given_by_the_data = {"self", "num_classes", "input_shape", "scheduler"}  # scheduler: null is allowed
+    base_args = set(inspect.signature(ClassificationModule.__init__).parameters) - given_by_the_data
+    classifiers = []
+    for name in options("model"):
+        cfg = composed(tmp_path, f"model={name}")
+        if issubclass(hydra.utils.get_class(cfg.model._target_), ClassificationModule):
+            classifiers.append(name)
+            assert base_args <= set(cfg.model), f"model={name} lacks {sorted(base_args - set(cfg.model))}"
+    assert {"mlp", "cnn", "lstm", "airbench", "timm", "perceptron"} <= set(classifiers)

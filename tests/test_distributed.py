@@ -26,7 +26,6 @@ def test_ddp_cpu_ranks_see_disjoint_shards_and_match_single_process(
     ]
     common = [
         "model=mlp",
-        "model.steps_per_execution=4",  # callbacks see blocks of 4 batches
         f"paths.data_dir={cifar_dir}",
         "data.batch_size=32",
         "seed=0",
@@ -36,7 +35,7 @@ def test_ddp_cpu_ranks_see_disjoint_shards_and_match_single_process(
     single = run_script(*common, "trainer=cpu")
     rank0, rank1 = (json.loads((tmp_path / "shards" / f"rank{r}.json").read_text()) for r in (0, 1))
     assert len(rank0["seen"]) == len(rank1["seen"]) == 200  # 400 training images split over 2 ranks
-    assert max(rank0["batch_sizes"]) == max(rank1["batch_sizes"]) == 4 * 16  # the global batch of 32, halved
+    assert max(rank0["batch_sizes"]) == max(rank1["batch_sizes"]) == 16  # the global batch of 32, halved
     assert not set(rank0["seen"]) & set(rank1["seen"])
     assert ddp.metrics["test"]["test/acc"] > 0.5 and single.metrics["test"]["test/acc"] > 0.5
     assert abs(ddp.metrics["test"]["test/acc"] - single.metrics["test"]["test/acc"]) < 0.15

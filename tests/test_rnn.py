@@ -159,3 +159,18 @@ def test_vocabulary_larger_than_the_embedding_is_a_config_error(sentiment_dir):
     model._trainer = SimpleNamespace(datamodule=datamodule)  # what Lightning attaches before setup()
     with pytest.raises(ConfigError, match=r"the data vocabulary has \d+ tokens .* set model.vocab_size"):
         model.setup("fit")
+
+
+def test_rnn_compiles_through_the_shared_forward():
+    """model.compile reaches the RNN family (the base's setup and forward), with eager-equal logits."""
+    from functools import partial
+
+    model = RNNClassifier(
+        num_classes=2, input_shape=[12], optimizer=partial(torch.optim.Adam, lr=1e-3), vocab_size=30,
+        embedding_dim=8, hidden_sizes=[8], loss="bce", compile=True,
+    )  # fmt: skip
+    model.setup("fit")
+    tokens, lengths = torch.randint(2, 30, (3, 12)), torch.tensor([12, 6, 1])
+    compiled = model((tokens, lengths))
+    assert "compiled_net" in model.__dict__
+    assert torch.allclose(compiled, model.net(tokens, lengths), atol=1e-5)

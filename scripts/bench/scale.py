@@ -22,7 +22,6 @@ def step_rate(data_dir: Path, overrides: list[str]) -> dict:
         "+callbacks.rate._target_=probes.StepRateProbe", f"+callbacks.rate.out_file={out}", "test=false",
         "logger=none", "trainer.max_epochs=1", f"trainer.limit_train_batches={STEPS}", "trainer.limit_val_batches=0",
         "trainer.num_sanity_val_steps=0", f"hydra.run.dir={out.parent}/run", *overrides,
-        "model.steps_per_execution=1",  # StepRateProbe times Lightning batches: one step each
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts" / "bench")}
     print("$", " ".join(command[1:]), flush=True)

@@ -58,10 +58,10 @@ class RunState(L.Callback):
 
 
 class RichProgressBar(L.pytorch.callbacks.RichProgressBar):
-    """Lightning's rich bar, with the training bar's data updated at most ``refresh_rate`` times a
-    second, the rate its drawing thread redraws at. Lightning's own reads every logged metric and
-    updates the task on every batch: 0.2 ms of a small MLP's 3 ms step on this CPU, for updates
-    that are never drawn. Slow steps still update the bar on every batch."""
+    """Lightning's rich bar, with the training bar updated at most ``refresh_rate`` times a second,
+    the rate its drawing thread redraws at (and on an epoch's last batch). Lightning's own reads
+    every logged metric and updates the task on every batch, for updates that are never drawn:
+    a visible share of a small model's step. Slow steps still update the bar on every batch."""
 
     _last_update = 0.0
 
@@ -73,8 +73,6 @@ class RichProgressBar(L.pytorch.callbacks.RichProgressBar):
         if last_batch or now - self._last_update >= 1.0 / max(1, self.refresh_rate):
             self._last_update = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        else:  # what the parent does on every batch besides updating the display
-            self.val_progress_bar_id = self.test_progress_bar_id = self.predict_progress_bar_id = None
 
 
 class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):

@@ -43,8 +43,6 @@ class EMAState:
 
 
 class EMA(L.Callback):
-    needs_every_step = True  # it updates between optimiser steps: model.steps_per_execution runs as 1
-
     def __init__(
         self, decay: float = 0.95**5, every_n_steps: int = 5, ramp_power: float = 3.0, lookahead: bool = True
     ) -> None:

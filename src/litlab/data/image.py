@@ -7,15 +7,13 @@ class subsets, label budgets, batching, normalisation and augmentation live here
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from litlab.data.base import ShuffledDataModule
+from litlab.data.base import ShuffledDataModule, seeded_split
 from litlab.data.batching import (
-    BlockShuffle,
     TensorBatchDataset,
     alternating_hflip,
     batch_loader,
@@ -82,9 +80,6 @@ class InMemoryImageDataModule(ShuffledDataModule):
         self.drop_last = drop_last
         self.splits: dict[str, TensorBatchDataset] = {}
         self.flip_bits: torch.Tensor | None = None
-        # training batches per loader item, set by a model with steps_per_execution > 1: the loader
-        # draws them as one block of rows (the same sampler order); the model splits it (split_fetch)
-        self.batches_per_fetch = 1
 
     # --- what subclasses provide -------------------------------------------------------------
     def ensure_files(self) -> None:
@@ -120,10 +115,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
 
     def _setup_train_val(self) -> None:
         images, labels = self._select_classes(*self.load_split(train=True))
-        if self.val_size >= len(labels):
-            raise ConfigError(f"data.val_size={self.val_size} leaves no training data ({len(labels)} images)")
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        train_idx, val_idx = seeded_split(len(labels), self.val_size, self.split_seed, "images")
         train_idx = self._label_budget(train_idx, labels)
         self.splits["train"] = TensorBatchDataset(images, labels, rows=train_idx)
         self.splits["val"] = TensorBatchDataset(images, labels, rows=val_idx)
@@ -152,16 +144,12 @@ class InMemoryImageDataModule(ShuffledDataModule):
         train = self.splits["train"]
         if self.alternating_flip:  # the loader also yields sample ids; on_after_batch_transfer drops them
             train = TensorBatchDataset(*train.tensors, torch.arange(len(train)))
-        blocks = self.batches_per_fetch > 1
         return batch_loader(
             train,
-            self.device_batch_size * self.batches_per_fetch,
+            self.device_batch_size,
             shuffle=True,
-            drop_last=self.drop_last and not blocks,
+            drop_last=self.drop_last,
             generator=self._shuffle_rng(),
-            sampler=BlockShuffle(train, self.device_batch_size, self.drop_last, self._shuffle_rng())
-            if blocks
-            else None,
         )
 
     def val_dataloader(self):
@@ -171,14 +159,11 @@ class InMemoryImageDataModule(ShuffledDataModule):
         return batch_loader(self.splits["test"], self.eval_batch_size, shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Normalise (and in training, augment) the whole uint8 batch on the training device. A block
-        of several batches is only normalised here: ``split_fetch`` augments each batch in turn."""
+        """Normalise (and in training, augment) the whole uint8 batch on the training device."""
         images, labels, *sample_ids = batch
         images = self.to_float(images)
         if self.trainer is None or not self.trainer.training:
             return images, labels
-        if self.batches_per_fetch > 1:
-            return images, labels, *sample_ids
         return self.augment(images, sample_ids), labels
 
     def augment(self, images: torch.Tensor, sample_ids: list[torch.Tensor]) -> torch.Tensor:
@@ -192,24 +177,6 @@ class InMemoryImageDataModule(ShuffledDataModule):
             bits = self._flip_bits(len(self.splits["train"]), images.device)
             images = alternating_hflip(images, sample_ids[0], bits, self.trainer.current_epoch)
         return images
-
-    def train_steps_per_epoch(self) -> int:
-        """Training batches one process gets per epoch (a DistributedSampler pads to equal shards)."""
-        world_size = self.trainer.world_size if self.trainer is not None else 1
-        rows = math.ceil(len(self.splits["train"]) / world_size)
-        return rows // self.device_batch_size if self.drop_last else math.ceil(rows / self.device_batch_size)
-
-    def split_fetch(self, block: tuple[torch.Tensor, ...]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of one block of ``batches_per_fetch``, as the per-batch loader makes them. Each
-        is augmented when the step asks for it, so augmentation and the model's own random draws
-        (dropout) take their turns on the global generator as they do batch by batch."""
-        images, labels, *sample_ids = block
-        size = self.device_batch_size
-        for start in range(0, len(labels), size):
-            rows = slice(start, start + size)
-            if self.drop_last and len(labels[rows]) < size:
-                return
-            yield self.augment(images[rows], [ids[rows] for ids in sample_ids]), labels[rows]
 
     def train_images(self, limit: int | None = None) -> torch.Tensor:
         """The first ``limit`` training images, normalised as the model sees them (for data-dependent

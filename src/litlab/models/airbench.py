@@ -154,9 +154,12 @@ class AirbenchClassifier(ClassificationModule):
         self.net[0].bias.requires_grad_(self.current_epoch < self.hparams.whiten_bias_epochs)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """BatchNorm shifts at lr x ``bias_lr_factor`` (airbench's bias_scaler), everything else at lr."""
+        """BatchNorm shifts at lr x ``bias_lr_factor`` (airbench's bias_scaler), everything else at lr.
+        ``_BatchNorm`` also matches the SyncBatchNorm that Lightning swaps in under DDP."""
         norm_biases = {
-            id(m.bias) for m in self.net.modules() if isinstance(m, nn.BatchNorm2d) and m.bias.requires_grad
+            id(m.bias)
+            for m in self.net.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.bias.requires_grad
         }
         # frozen parameters stay in the groups: they get no gradient, so the optimiser skips them
         rest = [p for p in self.parameters() if id(p) not in norm_biases]
@@ -164,7 +167,4 @@ class AirbenchClassifier(ClassificationModule):
         factor = self.hparams.bias_lr_factor
         if factor == 1.0 or not biases:
             return [{"params": rest + biases}]
-        lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-        if lr is None:
-            raise ConfigError("model.bias_lr_factor needs model.optimizer.lr to be set")
-        return [{"params": rest}, {"params": biases, "lr": lr * factor}]
+        return [{"params": rest}, {"params": biases, "lr_factor": factor}]

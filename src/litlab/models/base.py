@@ -8,7 +8,7 @@ overrides only what really differs (``unpack`` for batches that are not ``(x, y)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -18,12 +18,8 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
 from litlab.errors import ConfigError, NonFiniteLossError
-from litlab.models.blocks import loss_function, output_units
-from litlab.models.stepping import direct_steps_possible, settle_steps_per_execution
+from litlab.models.registry import loss_function, output_units
 from litlab.models.tta import TTA_MODES, tta_logits
-
-# attributes set on every step that never hold a parameter, buffer or submodule
-PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "train_count"})
 
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 LR_SCALING: dict[str, Callable[[int], float]] = {
@@ -48,7 +44,6 @@ class ClassificationModule(L.LightningModule):
         compile: bool = False,
         lr_scaling: str = "none",
         tta: str = "none",
-        steps_per_execution: int = 1,
     ) -> None:
         super().__init__()
         # factories stay out of hparams so checkpoints hold only plain data (torch.load weights_only)
@@ -56,10 +51,6 @@ class ClassificationModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         if lr_scaling not in LR_SCALING:
             raise ConfigError(f"model.lr_scaling={lr_scaling!r} is not one of {sorted(LR_SCALING)}")
-        if steps_per_execution < 1:
-            raise ConfigError(f"model.steps_per_execution={steps_per_execution} must be >= 1")
-        self.fetch_steps = 1  # optimiser steps per Lightning batch, settled in setup("fit")
-        self.direct_steps = False  # whether those steps may bypass Lightning's hooks, likewise
         self.criterion = loss_function(loss)
         self.num_outputs = output_units(num_classes, loss)
         self.input_shape = tuple(input_shape)
@@ -77,42 +68,31 @@ class ClassificationModule(L.LightningModule):
 
         self.val_acc, self.test_acc = accuracy(), accuracy()
         self.val_acc_best = MaxMetric()
-        # training loss/accuracy are plain running sums (loss*n, correct): a torchmetrics update
-        # and two self.log calls per step cost more than a small MLP's whole step on a CPU
+        # training loss/accuracy are plain running sums (loss*n, correct), logged once per epoch: a
+        # torchmetrics update and two self.log calls per step are a large share of a small MLP's step
         self.register_buffer("train_loss_sum", torch.zeros((), dtype=torch.float64), persistent=False)
         self.register_buffer("train_correct", torch.zeros((), dtype=torch.int64), persistent=False)
         self.train_count = 0
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets and restores _current_fx_name around every hook, about 40 times a step.
-        # nn.Module.__setattr__ spends 2.4 us on each looking for a parameter, buffer or submodule
-        # of that name; a plain value needs none of it (0.2 us): 0.09 ms a step saved here.
-        if name in PLAIN_ATTRIBUTES:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
-    @property
-    def automatic_optimization(self) -> bool:
-        return self.fetch_steps == 1
 
     # --- what families may override ----------------------------------------------------------
     def unpack(self, batch: Any) -> tuple[Any, torch.Tensor]:
         return batch[0], batch[1]
 
-    def parameter_groups(self) -> Iterable[torch.nn.Parameter] | list[dict[str, Any]]:
-        return self.parameters()
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups. A group's ``lr_factor`` multiplies the configured lr
+        (``configure_optimizers`` applies it); no group sets an ``lr`` of its own."""
+        return [{"params": list(self.parameters())}]
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: Any) -> torch.Tensor:
+        net = self.__dict__.get("compiled_net", self.net)
+        if isinstance(inputs, tuple):  # a net of several inputs, e.g. an RNN's (tokens, lengths)
+            return net(*inputs)
         if self.hparams.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return self.__dict__.get("compiled_net", self.net)(inputs)
+        return net(inputs)
 
     # --- the shared step ---------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self._trainer is not None:  # not when set up by hand, outside a fit
-            self.fetch_steps = settle_steps_per_execution(self.trainer, self.hparams.steps_per_execution)
-            self.direct_steps = self.fetch_steps > 1 and direct_steps_possible(self.trainer, self)
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.hparams.compile and "compiled_net" not in self.__dict__:
@@ -145,32 +125,7 @@ class ClassificationModule(L.LightningModule):
             total = total + l2 * sum(w.pow(2).sum() for w in weights)
         return total
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
-        log = batch_idx % self.trainer.log_every_n_steps == 0
-        if self.fetch_steps == 1:
-            return self.step_loss(batch, log)
-        optimizer, scheduler, max_steps = self.optimizers(), self.lr_schedulers(), self.trainer.max_steps
-        # the counter behind global_step that Lightning's optimizer.step would advance
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        # what Lightning would do for each batch in turn
-        for piece, step_batch in enumerate(self.trainer.datamodule.split_fetch(batch)):
-            if 0 <= max_steps <= self.global_step:
-                break
-            loss = self.step_loss(step_batch, log and piece == 0)
-            optimizer.zero_grad(set_to_none=True)
-            if self.direct_steps:  # see stepping.direct_steps_possible
-                loss.backward()
-                progress.increment_ready()
-                optimizer.optimizer.step()
-                progress.increment_completed()
-            else:
-                self.manual_backward(loss)
-                optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        return None
-
-    def step_loss(self, batch: Any, log: bool) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, preds, target = self.model_step(batch)
         self.check_finite(loss)
         count = target.shape[0]
@@ -178,7 +133,7 @@ class ClassificationModule(L.LightningModule):
         self.train_loss_sum.add_(loss.detach(), alpha=count)
         self.train_correct.add_((preds == target).sum())
         self.train_count += count
-        if log:
+        if batch_idx % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, prog_bar=True)
         if self.hparams.l1 or self.hparams.l2:
             loss = loss + self.penalty()
@@ -202,18 +157,6 @@ class ClassificationModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()  # forget the sanity check's score
-        self.carry_step_count()
-
-    def carry_step_count(self) -> None:
-        """Lightning counts optimiser steps in one tracker with automatic optimisation and in another
-        with manual: a checkpoint saved with the other steps_per_execution mode (1 vs > 1, e.g. from
-        before an upgrade) would restart global_step at 0. Carry its count into the tracker in use."""
-        loop = self.trainer.fit_loop.epoch_loop
-        automatic = loop.automatic_optimization.optim_progress.optimizer.step.total
-        manual = loop.manual_optimization.optim_step_progress.total
-        source, target = (automatic, manual) if self.fetch_steps > 1 else (manual, automatic)
-        if target.completed < source.completed:
-            target.ready = target.completed = source.completed
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -236,7 +179,7 @@ class ClassificationModule(L.LightningModule):
         """Stop at the first non-finite loss; on accelerators only every 50 steps (each check syncs)."""
         if self.device.type != "cpu" and self.global_step % 50:
             return
-        if not math.isfinite(loss.item()):  # one read; isfinite + bool is two ops and 8 us more
+        if not math.isfinite(loss.item()):  # one host read of the loss
             raise NonFiniteLossError(
                 f"loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: training diverged. "
                 "Lower model.optimizer.lr, set trainer.gradient_clip_val=1.0, or use trainer.precision=32-true; "
@@ -246,24 +189,14 @@ class ClassificationModule(L.LightningModule):
     # --- optimiser wiring --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameter_groups())
-        factor = LR_SCALING[self.hparams.lr_scaling](self.trainer.world_size if self._trainer else 1)
-        for group in optimizer.param_groups:  # explicit, never silent: model.lr_scaling=linear|sqrt
-            group["lr"] *= factor
+        # the one place a learning rate is set: model.optimizer.lr x the group's lr_factor x
+        # model.lr_scaling in the number of processes (explicit, never silent)
+        scaling = LR_SCALING[self.hparams.lr_scaling](self.trainer.world_size if self._trainer else 1)
+        for group in optimizer.param_groups:
+            group["lr"] *= group.get("lr_factor", 1.0) * scaling
         if self.scheduler_factory is None:
             return optimizer
-        total_steps = int(self.planned_steps())
-        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def planned_steps(self) -> float:
-        """Optimiser steps of the whole fit (Lightning's estimate counts batches, here blocks of K)."""
-        trainer = self.trainer
-        batches, max_steps = trainer.estimated_stepping_batches, trainer.max_steps
-        if self.fetch_steps == 1 or math.isinf(batches):
-            return batches
-        # all blocks are full but an epoch's last; limit_train_batches counts blocks
-        per_epoch = min(
-            trainer.num_training_batches * self.fetch_steps, trainer.datamodule.train_steps_per_epoch()
+        scheduler = self.scheduler_factory(
+            optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
         )
-        total = per_epoch * max(trainer.max_epochs or 1, 1)
-        return min(total, max_steps) if max_steps >= 0 else total
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -25,5 +25,14 @@ class SGDW(torch.optim.SGD):
         dampening: float = 0.0,
     ) -> None:
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov)
-        for group in self.param_groups:  # groups with their own lr get the same decay per step
-            group["weight_decay"] = weight_decay / group["lr"]
+        self.defaults["decay_per_step"] = weight_decay  # groups added later get it too
+        for group in self.param_groups:
+            group.setdefault("decay_per_step", weight_decay)
+
+    def step(self, closure: Any = None) -> Any:
+        # SGD shrinks by lr x weight_decay. Dividing by the group's peak lr (``initial_lr``, before a
+        # schedule's factor) makes the shrink at the peak ``decay_per_step``, whatever lr, group
+        # factor or lr_scaling set that peak to.
+        for group in self.param_groups:
+            group["weight_decay"] = group["decay_per_step"] / group.get("initial_lr", group["lr"])
+        return super().step(closure)

@@ -3,7 +3,7 @@
 Batches are ``(tokens, lengths, labels)`` with padding at the end. Padding never changes a result:
 forward layers read it only after the real tokens, reverse layers read each review reversed within
 its length, and pooling looks at real positions only. ``packed=true`` also skips the padded steps;
-``packed=false`` computes and discards them, which on CPU is several times faster (oneDNN kernels).
+``packed=false`` computes and discards them, which on CPU is faster (oneDNN kernels).
 Layers may differ in width: ``hidden_sizes=[128, 64]`` is the Keras LSTM 128 -> LSTM 64 stack.
 """
 
@@ -144,12 +144,10 @@ class RNNClassifier(ClassificationModule):
         tokens, lengths, labels = batch
         return (tokens, lengths), labels
 
-    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return self.net(*inputs)
-
     def setup(self, stage: str) -> None:
         """Check the data's vocabulary fits the embedding; load pretrained vectors once (a checkpoint
         restored afterwards overrides them, so resume and eval see the trained weights)."""
+        super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         vocab = getattr(datamodule, "vocab", None)
         if vocab is None:

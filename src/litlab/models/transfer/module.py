@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from litlab.errors import ConfigError
 from litlab.models.base import ClassificationModule
-from litlab.models.finetuning import GradualUnfreezing, freeze_batchnorm_of_frozen
-from litlab.models.transfer_weights import (
+from litlab.models.transfer.finetuning import GradualUnfreezing, freeze_batchnorm_of_frozen
+from litlab.models.transfer.weights import (
     backbone_from_checkpoint,
     classifier_prefixes,
     create_timm,
@@ -132,18 +132,9 @@ class TimmClassifier(ClassificationModule):
         head = [p for n, p in self.net.named_parameters() if self.is_head(n) and p.requires_grad]
         body = [p for n, p in self.net.named_parameters() if not self.is_head(n) and p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": head}]
-        factor = self.hparams.backbone_lr_factor
         if body:
-            groups.append(
-                {"params": body} if factor == 1.0 else {"params": body, "lr": self.head_lr() * factor}
-            )
+            groups.append({"params": body, "lr_factor": self.hparams.backbone_lr_factor})
         return groups
-
-    def head_lr(self) -> float:
-        lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-        if lr is None:
-            raise ConfigError("model.backbone_lr_factor needs model.optimizer.lr to be set")
-        return float(lr)
 
     def configure_callbacks(self) -> list[L.Callback]:
         if self.hparams.finetune == "gradual":
