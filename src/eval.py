@@ -1,22 +1,9 @@
 """Test a checkpoint: `python src/eval.py ckpt_path=logs/train/runs/.../checkpoints/last.ckpt`."""
 
-import os
-from pathlib import Path
+from litlab.entry import hydra_main  # first: the shared preamble (torchvision shim, resolvers)
+from litlab.evaluation import evaluate
 
-os.environ.setdefault("LITLAB_ROOT", str(Path(__file__).resolve().parents[1]))
-
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-import litlab  # noqa: E402, F401  (first: makes torchvision importable, registers resolvers)
-from litlab.evaluation import evaluate  # noqa: E402
-from litlab.pipeline import run_entry_point  # noqa: E402
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
-def main(cfg: DictConfig) -> dict | None:
-    return run_entry_point(evaluate, cfg)
-
+main = hydra_main(__file__, "eval", evaluate)
 
 if __name__ == "__main__":
     main()

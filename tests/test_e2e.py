@@ -69,6 +69,38 @@ def test_eval_tests_a_checkpoint(run_script, cifar_dir):
     assert math.isclose(
         evaluated.metrics["test"]["test/acc"], trained.metrics["test"]["test/acc"], abs_tol=1e-6
     )
+    other_format = run_script(
+        f"ckpt_path={trained.metrics['best']['ckpt_path']}", "data=mnist", f"data.data_dir={cifar_dir}",
+        "trainer.accelerator=cpu", script="eval", expect_ok=False,
+    )  # fmt: skip
+    last = other_format.proc.stderr.strip().splitlines()[-1]
+    assert other_format.proc.returncode == 1 and last.startswith("error: ckpt_path=")
+    assert "trained on input (3, 32, 32) with 10 classes" in last
+
+
+def test_eval_without_its_data_creates_no_data_folder(run_script, cifar_dir, tmp_path, monkeypatch):
+    """Offline, a checkpoint whose data is not here fails in one line and leaves no empty folder."""
+    trained = run_script(
+        "model=mlp", f"paths.data_dir={cifar_dir}", "trainer.max_epochs=1", *FAST, "data.download=true"
+    )
+    missing = tmp_path / "nodata"
+    monkeypatch.setenv("LITLAB_DATA_DIR", str(missing))
+    run = run_script(
+        f"ckpt_path={trained.metrics['best']['ckpt_path']}",
+        "trainer.accelerator=cpu",
+        script="eval",
+        expect_ok=False,
+    )
+    assert run.proc.returncode == 1 and "CIFAR-10 not found in" in run.proc.stderr.strip().splitlines()[-1]
+    assert not missing.exists()
+
+
+def test_callbacks_none_writes_no_checkpoint(run_script, cifar_dir):
+    run = run_script(
+        "model=mlp", f"paths.data_dir={cifar_dir}", "trainer.max_epochs=1", "callbacks=none", *FAST
+    )
+    assert run.metrics["status"] == "completed" and run.metrics["best"] == {}
+    assert not list(run.run_dir.rglob("*.ckpt"))
 
 
 def test_resume_continues_to_the_uninterrupted_result(run_script, cifar_dir):

@@ -45,8 +45,9 @@ def changed(before: dict, after: dict, prefix: str) -> bool:
 
 
 def test_gan_trains_checkpoints_renders_and_resumes(run_script, mnist_dir):
-    """Default callbacks (they monitor val/acc) are handled; a resumed run replays the uninterrupted one."""
-    full = gan_run(run_script, mnist_dir, "trainer.max_epochs=2", "callbacks=gan")
+    """model=gan brings its own callbacks (one checkpoint callback, no last-v1.ckpt); a resumed run
+    replays the uninterrupted one."""
+    full = gan_run(run_script, mnist_dir, "trainer.max_epochs=2")
     final = full.metrics["final"]
     assert all(
         math.isfinite(final[k]) for k in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake")
@@ -58,10 +59,8 @@ def test_gan_trains_checkpoints_renders_and_resumes(run_script, mnist_dir):
         assert Image.open(full.run_dir / "samples" / f"{name}.png").size == (8 * 30 + 2, 8 * 30 + 2)
     assert set(full.metrics["test"]) == {"test/d_loss", "test/g_loss", "test/d_real", "test/d_fake"}
 
-    half = gan_run(
-        run_script, mnist_dir, "trainer.max_epochs=1", "test=false"
-    )  # default callbacks: val/acc replaced
-    assert "checkpointing every epoch instead of on 'val/acc'" in half.output
+    half = gan_run(run_script, mnist_dir, "trainer.max_epochs=1", "test=false")  # model=gan: callbacks=gan
+    assert sorted(p.name for p in (half.run_dir / "checkpoints").iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
     resumed = gan_run(
         run_script,
         mnist_dir,
@@ -71,6 +70,14 @@ def test_gan_trains_checkpoints_renders_and_resumes(run_script, mnist_dir):
     assert resumed.metrics["global_step"] == full.metrics["global_step"]
     for key in ("train/d_loss", "train/g_loss"):
         assert resumed.metrics["final"][key] == pytest.approx(final[key], rel=1e-5)
+
+
+def test_gan_with_classifier_callbacks_names_callbacks_gan(run_script, mnist_dir):
+    """callbacks=default monitors val/acc, which a GAN does not log: one line naming the fix."""
+    run = gan_run(run_script, mnist_dir, "trainer.max_epochs=1", "callbacks=default", expect_ok=False)
+    assert run.proc.returncode == 1
+    assert run.proc.stderr.strip().splitlines()[-1].startswith("error: ModelCheckpoint monitors 'val/acc'")
+    assert "callbacks=gan" in run.proc.stderr.strip().splitlines()[-1]
 
 
 def test_dcgan_samples_and_scores_with_a_template_classifier(run_script, mnist_dir):
@@ -122,7 +129,7 @@ def test_conditional_dcgan_draws_the_class_it_is_given(run_script, mnist_dir):
     sampled = run_script(f"ckpt_path={ckpt}", "n=20", "per_class=true", "per_class_n=3", script="sample")
     assert Image.open(sampled.run_dir / "samples_per_class.png").size == (3 * 30 + 2, 10 * 30 + 2)
 
-    from litlab.sampling import load_gan
+    from litlab.models.gan.sampling import load_gan
 
     model = load_gan(str(ckpt))
     sevens = model.generate(4, labels=torch.full((4,), 7))

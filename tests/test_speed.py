@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from litlab.data.cifar10 import CIFAR10DataModule
 from litlab.ema import EMA, EMAState
 from litlab.models.airbench import patches, whitening_filters
-from litlab.models.blocks import loss_function
 from litlab.models.mlp import MLPClassifier
 from litlab.models.optim import SGDW
+from litlab.models.registry import loss_function
 from litlab.models.tta import tta_logits
 
 

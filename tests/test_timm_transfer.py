@@ -14,9 +14,9 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from litlab.errors import ConfigError
-from litlab.models.finetuning import backbone_blocks, milestone_chunks
 from litlab.models.schedulers import warmup_cosine
-from litlab.models.timm_transfer import TimmClassifier
+from litlab.models.transfer.finetuning import backbone_blocks, milestone_chunks
+from litlab.models.transfer.module import TimmClassifier
 
 SGD = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)
 
@@ -168,7 +168,7 @@ def test_pretrained_uses_timm_cache_offline(tmp_path, monkeypatch):
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setattr("litlab.models.transfer_weights.network_reachable", lambda *a: pytest.fail("probed"))
+    monkeypatch.setattr("litlab.models.transfer.weights.network_reachable", lambda *a: pytest.fail("probed"))
     loaded = model(pretrained=True)
     for key, value in backbone_state(source).items():
         assert torch.equal(loaded.net.state_dict()[key], value), key

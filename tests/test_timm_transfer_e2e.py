@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from litlab.errors import ConfigError
-from litlab.models.timm_transfer import TimmClassifier
+from litlab.models.transfer.module import TimmClassifier
 
 FAST = [
     "logger=csv",

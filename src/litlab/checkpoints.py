@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from litlab.errors import ConfigError
 
@@ -30,3 +32,43 @@ def load_litlab_checkpoint(
             f"{key}={path} was not written by litlab's train.py (no stored config){not_litlab_hint}"
         )
     return path, checkpoint
+
+
+def rebuild_model(
+    path: str | Path | None, key: str, not_litlab_hint: str = ""
+) -> tuple[L.LightningModule, DictConfig, Path]:
+    """The model of a litlab checkpoint with its trained weights, the run's config and the file's path.
+
+    The one way eval.py, sample.py, the GAN scores and transfer from a checkpoint rebuild a model:
+    from the config stored inside, with the shapes it was trained on, reading the file once. Pretrained
+    weights are not fetched again: the checkpoint holds the trained ones."""
+    from litlab.utils.config import build
+
+    path, checkpoint = load_litlab_checkpoint(path, key, not_litlab_hint)
+    saved = OmegaConf.create(checkpoint["litlab_config"])
+    model_cfg = saved.model.copy()
+    if "pretrained" in model_cfg:
+        model_cfg.pretrained, model_cfg.pretrained_path = False, None
+    hparams = checkpoint["hyper_parameters"]
+    model = build(
+        model_cfg, key, num_classes=hparams["num_classes"], input_shape=list(hparams["input_shape"])
+    )
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise ConfigError(
+            f"{key}={path}: its weights do not fit the model its config builds "
+            f"({str(error).splitlines()[0]}); was the checkpoint written by another litlab version?"
+        ) from error
+    return model, saved, path
+
+
+def check_data_fits(model: L.LightningModule, datamodule: Any, key: str, path: Path) -> None:
+    """A checkpoint's model takes the input shape and classes it was trained on, and no others."""
+    trained = (tuple(model.hparams.input_shape), model.hparams.num_classes)
+    given = (tuple(datamodule.input_shape), datamodule.num_classes)
+    if trained != given:
+        raise ConfigError(
+            f"{key}={path} was trained on input {trained[0]} with {trained[1]} classes, but the data "
+            f"gives {given[0]} with {given[1]}; pass data of the same format (or leave data= unset)"
+        )

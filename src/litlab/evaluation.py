@@ -6,33 +6,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from litlab.checkpoints import load_litlab_checkpoint
+from litlab.checkpoints import check_data_fits, rebuild_model
 from litlab.pipeline import finish, hydra_overrides, scalars
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers
 
 
-def load_run_config(ckpt_path: str | None) -> tuple[Path, DictConfig]:
-    path, checkpoint = load_litlab_checkpoint(ckpt_path, "ckpt_path", "; cannot rebuild the model")
-    return path, OmegaConf.create(checkpoint["litlab_config"])
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
-    path, saved = load_run_config(cfg.get("ckpt_path"))
+    model, saved, path = rebuild_model(cfg.get("ckpt_path"), "ckpt_path", "; cannot rebuild the model")
     data_cfg = cfg.data if cfg.get("data") else saved.data
     if not cfg.get("data") and "data_dir" in data_cfg:
         data_cfg.data_dir = cfg.paths.data_dir  # the training machine's path may not exist here
     datamodule = build(data_cfg, "data")
-    model = build(
-        saved.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
-    )
+    check_data_fits(model, datamodule, "ckpt_path", path)
     loggers = build_all(cfg.get("logger"), "logger")
     trainer = build(cfg.trainer, "trainer", logger=loggers or False)
     try:
-        metrics = trainer.test(model, datamodule=datamodule, ckpt_path=str(path), verbose=False)[0]
+        metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     finally:
         close_loggers()
     result = {

@@ -40,7 +40,11 @@ def build_run(
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True), output_dir / "checkpoints"))
     loggers = build_all(cfg.get("logger"), "logger")
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    # checkpoints come from the callbacks config alone: callbacks=none gets no Lightning default
+    checkpointing = {}
+    if cfg.trainer.get("enable_checkpointing") is None:
+        checkpointing["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **checkpointing)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return datamodule, model, trainer

@@ -96,18 +96,15 @@ def quality_scores(features: ClassifierFeatures, fake: torch.Tensor, real: torch
 
 def load_classifier(ckpt_path: str | Path, data_dir: str | Path) -> tuple[ClassifierFeatures, object]:
     """Rebuild a litlab classifier from its checkpoint; returns its features and its (set-up) DataModule."""
-    from litlab.evaluation import load_run_config
+    from litlab.checkpoints import check_data_fits, rebuild_model
     from litlab.models.base import ClassificationModule
     from litlab.utils.config import build
 
-    path, saved = load_run_config(str(ckpt_path))
-    saved.data.data_dir = str(data_dir)
-    datamodule = build(saved.data, "data")
-    model = build(
-        saved.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
-    )
+    model, saved, path = rebuild_model(str(ckpt_path), "classifier_ckpt")
     if not isinstance(model, ClassificationModule):
         raise ConfigError(f"classifier_ckpt={path} is not a classifier; train one with model=cnn data=mnist")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+    saved.data.data_dir = str(data_dir)
+    datamodule = build(saved.data, "data")
+    check_data_fits(model, datamodule, "classifier_ckpt", path)
     datamodule.setup("test")
     return ClassifierFeatures(model.net, DataModuleScale(datamodule)), datamodule

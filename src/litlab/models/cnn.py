@@ -9,7 +9,7 @@ from torch import nn
 
 from litlab.errors import ConfigError
 from litlab.models.base import ClassificationModule
-from litlab.models.blocks import activation as make_activation
+from litlab.models.registry import activation as make_activation
 
 
 def conv_bn_act(c_in: int, c_out: int, act: str, stride: int = 1, bn: bool = True) -> nn.Sequential:

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from litlab.models.base import ClassificationModule
-from litlab.models.blocks import activation as make_activation
+from litlab.models.registry import activation as make_activation
 
 
 def mlp(

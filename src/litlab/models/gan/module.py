@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.optim import Optimizer
 
 from litlab.errors import ConfigError, NonFiniteLossError
-from litlab.models.gan_nets import build_pair
-from litlab.utils.images import make_grid, save_grid, to_uint8
+from litlab.models.gan.generation import Generation
+from litlab.models.gan.nets import build_pair
 
 LOGGED = ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake")
 
 
-class GAN(L.LightningModule):
+class GAN(Generation, L.LightningModule):
     def __init__(
         self,
         num_classes: int,
@@ -121,61 +117,6 @@ class GAN(L.LightningModule):
         decay = self.hparams.g_ema
         for average, live in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
             average.lerp_(live, 1.0 - decay)
-
-    @torch.no_grad()
-    def prepare_sampler(self, batches: int = 10, batch_size: int = 1000) -> torch.nn.Module:
-        """The sampler, ready for eval mode. The weight average gets its own BatchNorm statistics,
-        measured on its own outputs ("standing statistics", as in BigGAN): the live generator's
-        statistics do not describe the averaged weights' activations. Fixed noise, so this neither
-        varies between calls nor draws from the training RNG."""
-        sampler = self.sampler
-        norms = [m for m in sampler.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        if self.generator_ema is None or not norms:
-            return sampler
-        momenta = [m.momentum for m in norms]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a plain average over the batches below
-        rng = torch.Generator(device=self.device).manual_seed(1)
-        sampler.train()
-        for _ in range(batches):
-            noise = torch.randn(batch_size, self.hparams.latent_dim, device=self.device, generator=rng)
-            self.draw(sampler, noise, None)
-        for norm, momentum in zip(norms, momenta, strict=True):
-            norm.momentum = momentum
-        return sampler
-
-    def noise(self, n: int, truncation: float | None = None) -> torch.Tensor:
-        """Standard normal noise; with ``truncation`` t, a normal truncated to [-t, t] (BigGAN's
-        truncation trick: fewer unlikely latents, so cleaner samples at some cost in variety)."""
-        if truncation is None:
-            return torch.randn(n, self.hparams.latent_dim, device=self.device)
-        if truncation <= 0:
-            raise ConfigError(f"truncation={truncation} must be > 0 (null: no truncation)")
-        noise = torch.empty(n, self.hparams.latent_dim, device=self.device)
-        return torch.nn.init.trunc_normal_(noise, a=-truncation, b=truncation)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        batch_size: int = 1000,
-        labels: torch.Tensor | None = None,
-        truncation: float | None = None,
-    ) -> torch.Tensor:
-        """``n`` uint8 images from fresh noise (truncated: see ``noise``), with the sampler in eval mode
-        (running BN statistics). A conditional GAN draws ``labels``, or every class equally often."""
-        sampler = self.prepare_sampler()
-        was_training = sampler.training
-        sampler.eval()
-        if self.hparams.conditional and labels is None:
-            labels = self.balanced_labels(n)
-        images = []
-        for i in range(0, n, batch_size):
-            chunk = None if labels is None else labels[i : i + batch_size].to(self.device)
-            images.append(to_uint8(self.draw(sampler, self.noise(min(batch_size, n - i), truncation), chunk)))
-        sampler.train(was_training)
-        return torch.cat(images)
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
@@ -276,32 +217,13 @@ class GAN(L.LightningModule):
     def on_train_end(self) -> None:
         self.render_samples("last")
 
-    @rank_zero_only
-    def render_samples(self, name: str) -> Path:
-        """Fixed noise -> PNG grid under <run dir>/samples/, and to TensorBoard / W&B when they log."""
-        sampler = self.prepare_sampler()
-        was_training = sampler.training
-        sampler.eval()
-        with torch.no_grad():
-            labels = self.fixed_labels if self.hparams.conditional else None
-            nrow = self.hparams.num_classes if self.hparams.conditional else None
-            grid = make_grid(to_uint8(self.draw(sampler, self.fixed_noise, labels)), nrow=nrow)
-        sampler.train(was_training)
-        path = save_grid(grid, Path(self.trainer.default_root_dir) / "samples" / f"{name}.png")
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples", grid, self.global_step)
-            elif isinstance(logger, WandbLogger):
-                logger.log_image("samples", [grid.permute(1, 2, 0).numpy()], step=self.global_step)
-        return path
-
     # --- settings that manual optimisation cannot honour -------------------------------------
     def configure_callbacks(self) -> list[L.Callback]:
         """Checked here because Lightning calls this before it validates the trainer's settings.
 
-        The trainer's gradient clipping and accumulation do not apply to manual optimisation, and
-        a GAN logs no validation metric: a checkpoint callback that monitors one (the default's
-        val/acc) is replaced by one that saves every epoch, in the same folder."""
+        The trainer's gradient clipping and accumulation do not apply to manual optimisation, and a
+        GAN logs no validation metric: a callback that monitors one is an error naming the fix
+        (``model=gan|dcgan`` selects ``callbacks=gan``; an explicit ``callbacks=default`` does not)."""
         trainer = self.trainer
         if trainer.gradient_clip_val:
             raise ConfigError(
@@ -313,24 +235,11 @@ class GAN(L.LightningModule):
                 "trainer.accumulate_grad_batches does not apply to a GAN (manual optimisation); "
                 "raise data.batch_size instead"
             )
-        replaced = []
         for callback in trainer.callbacks:
             monitor = getattr(callback, "monitor", None)
-            if monitor is None or monitor in LOGGED:
-                continue
-            if not isinstance(callback, ModelCheckpoint):
+            if monitor is not None and monitor not in LOGGED:
                 raise ConfigError(
-                    f"{type(callback).__name__} monitors {monitor!r}, which a GAN does not log; "
-                    f"monitor one of {list(LOGGED)} or drop it"
+                    f"{type(callback).__name__} monitors {monitor!r}, which a GAN does not log: use "
+                    f"callbacks=gan (a checkpoint every epoch), or monitor one of {list(LOGGED)}"
                 )
-            rank_zero_info(f"GAN: checkpointing every epoch instead of on {monitor!r} (not a GAN metric)")
-            replaced.append(
-                ModelCheckpoint(
-                    dirpath=callback.dirpath,
-                    filename=callback.filename,
-                    save_last=True,
-                    save_top_k=callback.save_top_k,
-                    auto_insert_metric_name=callback.auto_insert_metric_name,
-                )
-            )
-        return replaced
+        return []

@@ -9,27 +9,21 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from litlab.checkpoints import rebuild_model
 from litlab.errors import ConfigError
-from litlab.evaluation import load_run_config
 from litlab.metrics.gan_scores import load_classifier, quality_scores
-from litlab.models.gan import GAN
+from litlab.models.gan.module import GAN
 from litlab.pipeline import finish, hydra_overrides
-from litlab.utils.config import build
 from litlab.utils.images import make_grid, save_grid
 
 
 def load_gan(ckpt_path: str | None) -> GAN:
     """Rebuild a GAN from the config stored in its checkpoint, with the generator in eval mode."""
-    path, saved = load_run_config(ckpt_path)
-    datamodule = build(saved.data, "data")  # shape facts only: no data is read
-    model = build(
-        saved.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
-    )
+    model, _, path = rebuild_model(ckpt_path, "ckpt_path", "; cannot rebuild the model")
     if not isinstance(model, GAN):
         raise ConfigError(
             f"ckpt_path={path} holds a {type(model).__name__}, not a GAN; pass a model=gan/dcgan run"
         )
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
     return model.eval()
 
 

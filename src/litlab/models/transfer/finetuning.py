@@ -20,7 +20,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from litlab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from litlab.models.timm_transfer import TimmClassifier
+    from litlab.models.transfer.module import TimmClassifier
 
 
 def backbone_blocks(net: nn.Module, head: tuple[str, ...]) -> list[list[str]]:

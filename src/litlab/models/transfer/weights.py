@@ -7,11 +7,9 @@ timm is imported inside the functions so that ``import litlab`` stays fast for o
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -122,20 +120,6 @@ def ensure_pretrained_available(name: str) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def hub_offline(enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    from huggingface_hub import constants
-
-    previous, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = previous
-
-
 # --- local files -------------------------------------------------------------------------------
 def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """Tensors of a .safetensors / .pth / .bin / .ckpt file, unwrapped from the usual containers."""
@@ -195,29 +179,13 @@ def load_backbone_weights(net: nn.Module, state: dict[str, torch.Tensor], source
 
 # --- litlab checkpoints ------------------------------------------------------------------------
 def backbone_from_checkpoint(path: str | Path, num_outputs: int, in_chans: int) -> nn.Module:
-    """The network of a litlab run (any family) with its weights, head reset to ``num_outputs``.
+    """The network of a litlab run (any family) with its weights, head reset to ``num_outputs``,
+    rebuilt from the config stored in the checkpoint as ``eval.py`` does."""
+    from litlab.checkpoints import rebuild_model
 
-    The source model is rebuilt from the config stored in the checkpoint, as ``eval.py`` does;
-    a timm source skips its own pretrained loading since the checkpoint holds the trained weights."""
-    from omegaconf import OmegaConf
-
-    from litlab.checkpoints import load_litlab_checkpoint
-    from litlab.utils.config import build
-
-    path, checkpoint = load_litlab_checkpoint(
+    source, _, _ = rebuild_model(
         path, "model.backbone_ckpt", "; for a plain weights file use model.pretrained_path"
     )
-    model_cfg = OmegaConf.create(checkpoint["litlab_config"]["model"])
-    if "pretrained" in model_cfg:
-        model_cfg.pretrained, model_cfg.pretrained_path = False, None
-    hparams = checkpoint["hyper_parameters"]
-    source = build(
-        model_cfg,
-        "model.backbone_ckpt",
-        num_classes=hparams["num_classes"],
-        input_shape=hparams["input_shape"],
-    )
-    source.load_state_dict(checkpoint["state_dict"], strict=False)
     net = source.net
     reset_head(net, num_outputs)
     adapt_first_conv(net, in_chans)
