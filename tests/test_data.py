@@ -72,9 +72,8 @@ def test_parsed_cifar_split_is_cached_and_follows_its_files(tmp_path, monkeypatc
     folder = write_cifar10(tmp_path)
     first = CIFAR10DataModule(str(tmp_path), val_size=50, download=False)
     first.setup()
-    assert (folder / ".litlab-cifar10-train-images.npy").exists() and (
-        folder / ".litlab-cifar10-test.stamp"
-    ).exists()
+    assert len(list(folder.glob(".litlab-cifar10-train-*.pt"))) == 1
+    assert len(list(folder.glob(".litlab-cifar10-test-*.pt"))) == 1
 
     def no_parsing(raw: bytes, name: str):
         raise AssertionError(f"{name} was parsed although its cache is current")
@@ -92,7 +91,8 @@ def test_parsed_cifar_split_is_cached_and_follows_its_files(tmp_path, monkeypatc
     replaced.setup()
     assert len(replaced.splits["train"]) == 5 * 120 - 50
 
-    (folder / ".litlab-cifar10-train-images.npy").write_bytes(b"damaged")  # a broken cache is rebuilt
+    for cache in folder.glob(".litlab-cifar10-train-*.pt"):
+        cache.write_bytes(b"damaged")  # a broken cache is rebuilt
     rebuilt = CIFAR10DataModule(str(tmp_path), val_size=50, download=False)
     rebuilt.setup()
     assert torch.equal(rebuilt.splits["train"].tensors[0], replaced.splits["train"].tensors[0])

@@ -95,7 +95,7 @@ def test_archive_in_read_only_dir_loads_like_the_folder(tmp_path, imdb_dir):
     read_only.chmod(0o555)  # a shared, read-only data folder (honoured even when running as root)
     from_archive = datamodule(read_only, fallback_cache_dir=str(tmp_path / "cache"))
     assert sorted(p.name for p in read_only.iterdir()) == ["aclImdb_v1.tar.gz"]  # nothing written there
-    assert list((tmp_path / "cache").glob("imdb-*.pt"))
+    assert list((tmp_path / "cache").glob(".litlab-imdb-*.pt"))
     from_folder = datamodule(imdb_dir)
     for split in ("train", "val", "test"):
         for ours, theirs in zip(

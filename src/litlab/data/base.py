@@ -1,4 +1,4 @@
-"""What every litlab data module shares: a global batch size and a checkpointed shuffle order."""
+"""What every litlab data module shares: a global batch size, a checkpointed shuffle order, a seeded split."""
 
 from __future__ import annotations
 
@@ -6,6 +6,16 @@ import lightning as L
 import torch
 
 from litlab.distributed import per_device_batch_size
+from litlab.errors import ConfigError
+
+
+def seeded_split(n: int, val_size: int, seed: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train rows, validation rows) of ``n``: a permutation drawn from ``data.split_seed`` alone,
+    its first ``val_size`` rows for validation, so a split never depends on the run seed."""
+    if val_size >= n:
+        raise ConfigError(f"data.val_size={val_size} leaves no training data ({n} {what})")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:], order[:val_size]
 
 
 class ShuffledDataModule(L.LightningDataModule):

@@ -1,60 +1,57 @@
-"""Parsed splits kept as .npy files, so a run after the first skips unpickling and re-copying.
+"""One keyed cache for parsed data: CIFAR-10's and MNIST's arrays and IMDB's encoded corpus.
 
-CIFAR-10's training split is 150 MB of pickles. On the 2-core CPU this template is benchmarked on,
-setting up the train/val split takes 0.24 s from the pickles (read, unpickle, concatenate, split)
-and 0.08 s from .npy, and every run of a sweep pays it.
-
-The cache is keyed by each source file's path, size and mtime: a replaced or truncated file is
-parsed again (and a truncated one still fails with its own name). A cache that cannot be read is
-rebuilt, and one that cannot be written is skipped with a warning: the cache never decides
-whether data loads.
+A run after the first skips unpickling, decompressing or tokenising, which every job of a sweep
+would otherwise repeat. The key holds everything the value depends on (each source file's path,
+size and mtime, and the settings that change it), so a replaced or truncated file or a changed
+setting is parsed again, never read stale. A cache that cannot be read is rebuilt, and one that
+cannot be written is skipped with a warning: the cache never decides whether data loads.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-import numpy as np
+import torch
 
-from litlab.data.download import file_stamp, writable_home
+from litlab.data.download import file_stamp
 
-FORMAT_VERSION = 1  # bump when what is cached changes
-
-
-def stamp_of(sources: Sequence[Path]) -> str:
-    return "\n".join([f"v{FORMAT_VERSION}", *(file_stamp(path) for path in sources)])
+FORMAT_VERSION = 2  # bump when what is cached changes
+T = TypeVar("T")
 
 
-def cached_arrays(
-    sources: Sequence[Path], name: str, parse: Callable[[], tuple[np.ndarray, np.ndarray]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """``parse()``'s (images, labels), from ``.litlab-<name>-*.npy`` when their stamp matches ``sources``."""
-    folder = writable_home(sources[0].parent, key=sources[0].parent)
-    paths = [folder / f".litlab-{name}-{part}.npy" for part in ("images", "labels")]
-    stamp_path = folder / f".litlab-{name}.stamp"
-    stamp = stamp_of(sources)
-    if stamp_path.exists() and stamp_path.read_text() == stamp:
+def source_stamps(sources: Sequence[Path]) -> list[str]:
+    return [file_stamp(path) for path in sources]
+
+
+def cache_file(folder: Path, name: str, key: object) -> Path:
+    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, key], sort_keys=True).encode()).hexdigest()[:16]
+    return folder / f".litlab-{name}-{digest}.pt"
+
+
+def cached(folder: Path, name: str, key: object, build: Callable[[], T]) -> tuple[T, Path, bool]:
+    """(``build()``'s value, its cache file, whether it came from the cache). ``key`` is JSON data
+    naming everything the value depends on; the value is tensors, lists, dicts and plain numbers."""
+    path = cache_file(folder, name, key)
+    if path.exists():
         try:
-            return np.load(paths[0]), np.load(paths[1])
-        except (OSError, ValueError, EOFError):  # damaged: parse again below and rewrite
+            return torch.load(path, weights_only=True), path, True
+        except Exception:  # damaged, or written by another torch: rebuilt below
             pass
-    arrays = parse()
+    value = build()
+    # a name of its own per process: parallel sweep jobs that all miss write side by side, and
+    # each rename lands one writer's complete file
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        stamp_path.unlink(missing_ok=True)  # no stamp while the arrays are being replaced
-        for path, array in zip(paths, arrays, strict=True):
-            # a name of its own per process: parallel sweep jobs that all miss write side by side,
-            # and each rename lands one writer's complete file
-            partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-            with open(partial, "wb") as handle:
-                np.save(handle, array)
-            os.replace(partial, path)
-        stamp_path.write_text(stamp)
+        torch.save(value, partial)
+        os.replace(partial, path)
     except OSError as error:  # a full or read-only disk: no cache, and no half-written part left behind
-        for path in paths:
-            path.with_name(f"{path.name}.{os.getpid()}.part").unlink(missing_ok=True)
-        warnings.warn(f"could not cache the parsed {name} split in {folder} ({error})", stacklevel=2)
-    return arrays
+        partial.unlink(missing_ok=True)
+        warnings.warn(f"could not cache the parsed {name} data in {folder} ({error})", stacklevel=2)
+    return value, path, False

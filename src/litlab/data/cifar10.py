@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from litlab.data.array_cache import cached_arrays
-from litlab.data.download import download, extract_once, offline_hint
+from litlab.data.cache import cached, source_stamps
+from litlab.data.download import extract_once, find_or_download, offline_hint, writable_home
 from litlab.data.image import InMemoryImageDataModule
 from litlab.errors import DataError
 
@@ -53,31 +53,28 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         folder, archive = self.data_dir / FOLDER, self.data_dir / ARCHIVE
         if (folder / "test_batch").exists():
             return folder
-        if not archive.exists():
-            expected = f"{ARCHIVE} or the extracted {FOLDER}/"
-            if not self.download:
-                raise DataError(offline_hint("CIFAR-10", self.data_dir, expected))
-            try:
-                download(URL, archive, ARCHIVE_MD5)
-            except DataError as error:
-                raise DataError(offline_hint("CIFAR-10", self.data_dir, expected) + f" ({error})") from error
+        expected = f"{ARCHIVE} or the extracted {FOLDER}/"
+        find_or_download(
+            archive, URL, ARCHIVE_MD5, self.download, offline_hint("CIFAR-10", self.data_dir, expected)
+        )
         return extract_once(archive, FOLDER)
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         folder = self.ensure_files()
-        names = TRAIN_FILES if train else TEST_FILES
-        for name in names:
-            self._check_exists(folder / name)
+        sources = [folder / name for name in (TRAIN_FILES if train else TEST_FILES)]
+        for path in sources:
+            self._check_exists(path)
 
-        def parse() -> tuple[np.ndarray, np.ndarray]:
-            parts = [parse_batch((folder / name).read_bytes(), str(folder / name)) for name in names]
-            # one copy of the pixels, into the final array (a copy per batch and then a cat cost 0.2 s)
-            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        def parse() -> list[torch.Tensor]:
+            parts = [parse_batch(path.read_bytes(), str(path)) for path in sources]
+            # one copy of the pixels, into the final array (not a copy per batch and then a cat)
+            return [torch.from_numpy(np.concatenate([p[i] for p in parts])) for i in (0, 1)]
 
-        images, labels = cached_arrays(
-            [folder / name for name in names], f"cifar10-{'train' if train else 'test'}", parse
+        split = "train" if train else "test"
+        (images, labels), _, _ = cached(
+            writable_home(folder, key=folder), f"cifar10-{split}", source_stamps(sources), parse
         )
-        return torch.from_numpy(images), torch.from_numpy(labels)
+        return images, labels
 
     @staticmethod
     def _check_exists(path: Path) -> None:

@@ -24,12 +24,14 @@ def file_md5(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def download(url: str, dest: Path, md5: str | None) -> Path:
-    """Download ``url`` to ``dest`` atomically: a partial or corrupt download never lands at ``dest``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Download ``url`` to ``dest`` atomically: a partial or corrupt download never lands at ``dest``.
+    Its folder is made only once the server answers, so an offline try leaves no empty folder."""
     partial = dest.with_name(dest.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out, length=1 << 20)
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as out:
+                shutil.copyfileobj(response, out, length=1 << 20)
     except OSError as error:  # URLError, timeouts and refused connections are all OSErrors
         partial.unlink(missing_ok=True)
         raise DataError(f"download of {url} failed ({error})") from error
@@ -38,6 +40,19 @@ def download(url: str, dest: Path, md5: str | None) -> Path:
         raise DataError(f"download of {url} is corrupt: md5 {actual}, expected {md5}")
     os.replace(partial, dest)
     return dest
+
+
+def find_or_download(path: Path, url: str, md5: str | None, allowed: bool, hint: str) -> Path:
+    """``path`` when it exists, else downloaded there (if ``allowed``: ``data.download``). Every
+    failure is one line: ``hint`` (what to put where), then why the download failed."""
+    if path.exists():
+        return path
+    if not allowed:
+        raise DataError(hint)
+    try:
+        return download(url, path, md5)
+    except DataError as error:
+        raise DataError(f"{hint} ({error})") from error
 
 
 def is_writable_dir(path: Path) -> bool:

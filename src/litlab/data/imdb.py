@@ -9,8 +9,6 @@ starts in seconds and a changed setting never reads a stale cache.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tarfile
 import time
@@ -20,9 +18,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from litlab.data.base import ShuffledDataModule
+from litlab.data.base import ShuffledDataModule, seeded_split
 from litlab.data.batching import TensorBatchDataset
-from litlab.data.download import download, extract_once, is_writable_dir, offline_hint
+from litlab.data.cache import cached
+from litlab.data.download import extract_once, find_or_download, is_writable_dir, offline_hint
 from litlab.data.text import (
     TOKENISER_VERSION,
     TRUNCATION_SIDES,
@@ -169,14 +168,8 @@ class IMDBDataModule(ShuffledDataModule):
         folder, archive = self.data_dir / FOLDER, self.data_dir / ARCHIVE
         if folder.is_dir() and ((folder / EXTRACTED_MARKER).exists() or not archive.exists()):
             return folder
-        if not archive.exists():
-            hint = offline_hint("IMDB", self.data_dir, f"{ARCHIVE} or the extracted {FOLDER}/")
-            if not self.download:
-                raise DataError(hint)
-            try:
-                download(URL, archive, ARCHIVE_MD5)
-            except DataError as error:
-                raise DataError(f"{hint} ({error})") from error
+        hint = offline_hint("IMDB", self.data_dir, f"{ARCHIVE} or the extracted {FOLDER}/")
+        find_or_download(archive, URL, ARCHIVE_MD5, self.download, hint)
         if not is_writable_dir(self.data_dir):
             return archive  # read in place: the encoded cache makes later runs cheap
         folder = extract_once(archive, FOLDER)
@@ -205,20 +198,6 @@ class IMDBDataModule(ShuffledDataModule):
         return [str(source.resolve()), entries]
 
     # --- encoding and its cache --------------------------------------------------------------
-    def cache_path(self, source: Path) -> Path:
-        settings = {
-            "tokeniser": TOKENISER_VERSION,
-            "lowercase": self.lowercase,
-            "max_size": self.max_size,
-            "min_freq": self.min_freq,
-            "source": self.fingerprint(source),
-        }
-        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        root = self.cache_dir or (
-            self.data_dir if is_writable_dir(self.data_dir) else self.fallback_cache_dir
-        )
-        return root / f"imdb-{key}.pt"
-
     def encode(self, source: Path) -> dict:
         reviews = read_folder(source) if source.is_dir() else read_archive(source)
         train_texts, train_labels = reviews["train"]
@@ -240,26 +219,21 @@ class IMDBDataModule(ShuffledDataModule):
         return encoded
 
     def load_encoded(self) -> dict:
+        """The encoded corpus and vocabulary, keyed by every setting that changes them and by the
+        source files (max_len and the truncation side apply afterwards, so they share one cache)."""
         source = self.source()
-        path = self.cache_path(source)
-        if path.exists():
-            try:
-                encoded = torch.load(path, weights_only=True)
-                self.setup_info.update(cache_hit=True, cache_path=str(path))
-                return encoded
-            except Exception:  # unreadable (damaged disk, other torch version): rebuild it
-                path.unlink(missing_ok=True)
-        encoded = self.encode(source)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".part")
-            torch.save(encoded, partial)
-            partial.replace(path)  # atomic: a reader never sees half a cache
-        except OSError as error:
-            warnings.warn(
-                f"could not write the IMDB cache {path} ({error}); set data.cache_dir", stacklevel=2
-            )
-        self.setup_info.update(cache_hit=False, cache_path=str(path))
+        settings = {
+            "tokeniser": TOKENISER_VERSION,
+            "lowercase": self.lowercase,
+            "max_size": self.max_size,
+            "min_freq": self.min_freq,
+            "source": self.fingerprint(source),
+        }
+        root = self.cache_dir or (
+            self.data_dir if is_writable_dir(self.data_dir) else self.fallback_cache_dir
+        )
+        encoded, path, hit = cached(root, "imdb", settings, lambda: self.encode(source))
+        self.setup_info.update(cache_hit=hit, cache_path=str(path))
         return encoded
 
     # --- Lightning hooks ---------------------------------------------------------------------
@@ -275,12 +249,7 @@ class IMDBDataModule(ShuffledDataModule):
         ids, offsets, labels = encoded["train"]
         tokens, lengths = pad_ragged(ids, offsets, self.max_len, self.truncation)
         self.warn_if_vocab_too_small(ids)
-        if self.val_size >= len(labels):
-            raise ConfigError(
-                f"data.val_size={self.val_size} leaves no training data ({len(labels)} reviews)"
-            )
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        train_idx, val_idx = seeded_split(len(labels), self.val_size, self.split_seed, "reviews")
         self.splits["train"] = TensorBatchDataset(tokens[train_idx], lengths[train_idx], labels[train_idx])
         self.splits["val"] = TensorBatchDataset(tokens[val_idx], lengths[val_idx], labels[val_idx])
         ids, offsets, labels = encoded["test"]

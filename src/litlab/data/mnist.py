@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from litlab.data.download import download, offline_hint
+from litlab.data.cache import cached, source_stamps
+from litlab.data.download import find_or_download, offline_hint, writable_home
 from litlab.data.image import InMemoryImageDataModule
 from litlab.errors import DataError
 
@@ -58,19 +59,14 @@ class MNISTDataModule(InMemoryImageDataModule):
         return None
 
     def ensure_files(self) -> None:
-        missing = [name for name in FILES if self._find(name) is None]
-        if not missing:
-            return
         hint = offline_hint(
             "MNIST", self.data_dir, "the four idx files (train-images-idx3-ubyte[.gz], ...) or MNIST/raw/"
         )
-        if not self.download:
-            raise DataError(hint)
-        for name in missing:
-            try:
-                download(MIRROR + name, self.data_dir / "MNIST" / "raw" / name, FILES[name])
-            except DataError as error:
-                raise DataError(f"{hint} ({error})") from error
+        for name, md5 in FILES.items():
+            if self._find(name) is None:
+                find_or_download(
+                    self.data_dir / "MNIST" / "raw" / name, MIRROR + name, md5, self.download, hint
+                )
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         prefix = "train" if train else "t10k"
@@ -78,7 +74,18 @@ class MNISTDataModule(InMemoryImageDataModule):
         label_file = self._find(f"{prefix}-labels-idx1-ubyte.gz")
         if image_file is None or label_file is None:
             raise DataError(offline_hint("MNIST", self.data_dir, f"{prefix}-images/labels idx files"))
-        images, labels = parse_idx(image_file), parse_idx(label_file)
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise DataError(f"MNIST files {image_file} and {label_file} disagree in shape; replace them")
-        return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+        def parse() -> list[torch.Tensor]:
+            images, labels = parse_idx(image_file), parse_idx(label_file)
+            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+                raise DataError(f"MNIST files {image_file} and {label_file} disagree in shape; replace them")
+            return [torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))]
+
+        folder = image_file.parent
+        (images, labels), _, _ = cached(
+            writable_home(folder, key=folder),
+            f"mnist-{prefix}",
+            source_stamps([image_file, label_file]),
+            parse,
+        )
+        return images, labels
