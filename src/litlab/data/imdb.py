@@ -1,10 +1,9 @@
 """The Large Movie Review Dataset (aclImdb): 25,000 train and 25,000 test reviews, labelled neg/pos.
 
 Read from the official layout (``aclImdb/{train,test}/{neg,pos}/*.txt``), extracted or straight
-from ``aclImdb_v1.tar.gz`` when the data dir is read-only; ``train/unsup`` and the ``.feat`` files
-are not needed. Tokenising 50,000 reviews takes a while, so the encoded corpus and its vocabulary
-are cached, keyed by every setting that changes them (and by the source files): a second run
-starts in seconds and a changed setting never reads a stale cache.
+from ``aclImdb_v1.tar.gz`` when the data dir is read-only (``train/unsup`` is not needed). The
+encoded corpus and vocabulary go to the shared keyed cache (``data/cache.py``): tokenising 50,000
+reviews happens once per setting.
 """
 
 from __future__ import annotations
