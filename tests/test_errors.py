@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 sys.path.insert(0, str(Path(__file__).parent))
 from fakedata import write_cifar10  # noqa: E402
 
@@ -78,7 +81,44 @@ def test_nan_loss_stops_with_advice_and_keeps_checkpoints(run_script, cifar_dir)
     assert last.read_bytes() == before  # the diverged weights never overwrite a good checkpoint
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, cifar_dir):
+def test_deferred_nan_check_never_reaches_a_checkpoint(tmp_path):
+    """On an accelerator the loss is not read every step (each read stalls the device): a NaN step
+    only sets a flag, and the flag is read before any checkpoint is written. Run here on the CPU
+    with that deferred path forced on."""
+    from functools import partial
+
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from litlab.errors import NonFiniteLossError
+    from litlab.models.mlp import MLPClassifier
+
+    class DeferredCheck(MLPClassifier):
+        loss_read_is_cheap = False
+
+        def model_step(self, batch):
+            loss, preds, target = super().model_step(batch)
+            return (loss * float("nan") if self.training and self.global_step == 3 else loss), preds, target
+
+    data = TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+    model = DeferredCheck(
+        num_classes=2, input_shape=[4], optimizer=partial(torch.optim.SGD, lr=0.1), hidden_sizes=[8]
+    )
+    checkpoints = tmp_path / "checkpoints"
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, num_sanity_val_steps=0,
+        callbacks=[L.pytorch.callbacks.ModelCheckpoint(dirpath=checkpoints, save_last=True)],
+    )  # fmt: skip
+    with pytest.raises(NonFiniteLossError, match="loss became non-finite"):
+        trainer.fit(model, DataLoader(data, batch_size=8))  # 8 steps an epoch: the NaN is at step 3
+    assert not checkpoints.exists() or not list(checkpoints.iterdir())
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_save_a_resumable_checkpoint(tmp_path, cifar_dir, signal_name):
+    """Ctrl-C, and SIGTERM (scancel, a time limit, a preemption), save interrupted.ckpt and record
+    status interrupted in metrics.json, which a sweep's resume=true continues from."""
+    import json
     import os
     import signal
     import subprocess
@@ -114,10 +154,17 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, cifar_dir):
         deadline = time.time() + 120
         while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
             time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signal_name))
         output, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()  # never leave a run with max_epochs=100000 behind
-    assert proc.returncode != 0
+    assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[signal_name], output[-2000:]
     saved = run_dir / "checkpoints" / "interrupted.ckpt"
     assert saved.exists() and f"Resume with ckpt_path={saved}" in output
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and record["signal"] == signal_name
+    assert record["ckpt_path"] == str(saved) and record["global_step"] > 0
+    assert torch.load(saved, map_location="cpu", weights_only=False)["global_step"] == record["global_step"]
+    from litlab.sweeps.jobs import interrupted_checkpoint
+
+    assert interrupted_checkpoint(run_dir) == saved

@@ -12,6 +12,9 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+INTERRUPTED = "interrupted.ckpt"  # what Ctrl-C and SIGTERM save, beside the other checkpoints
 
 
 class RunState(L.Callback):
@@ -19,8 +22,8 @@ class RunState(L.Callback):
 
     The config lets ``eval.py`` rebuild the model from a checkpoint alone. The RNG states make a
     resumed run replay the uninterrupted one (Lightning restores model, optimiser and loops, but
-    not the global generators that dropout and batch augmentation draw from). On Ctrl-C it saves
-    ``interrupted.ckpt`` beside the others instead of losing the epoch in progress.
+    not the global generators that dropout and batch augmentation draw from). On Ctrl-C or SIGTERM it
+    saves ``interrupted.ckpt`` beside the others instead of losing the epoch in progress.
     """
 
     def __init__(self, config: dict[str, Any], checkpoint_dir: str | Path) -> None:
@@ -50,9 +53,12 @@ class RunState(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or trainer.sanity_checking or trainer.fast_dev_run:
+        # Ctrl-C, or SIGTERM (scancel, a time limit, a preemption): Lightning stops at a batch boundary
+        if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return
-        path = self.checkpoint_dir / "interrupted.ckpt"
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        path = self.checkpoint_dir / INTERRUPTED
         trainer.save_checkpoint(path)
         rank_zero_info(f"Interrupted: saved {path}. Resume with ckpt_path={path}")
 

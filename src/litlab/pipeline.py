@@ -13,10 +13,12 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerStatus
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from litlab.callbacks import RunState
+from litlab.callbacks import INTERRUPTED, RunState
 from litlab.distributed import install_hydra_relaunch, isolated_job
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
@@ -82,6 +84,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("predict", False):
             predictions = trainer.predict(model, datamodule=datamodule)
             result["predictions"] = torch.cat(predictions).tolist()
+    except SystemExit as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit after RunState saved
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        signal_name = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
+        result.update(status="interrupted", signal=signal_name, epochs=trainer.current_epoch)
+        result.update(
+            global_step=trainer.global_step, ckpt_path=str(output_dir / "checkpoints" / INTERRUPTED)
+        )
+        finish(result, output_dir)
+        raise SystemExit(143 if signal_name == "SIGTERM" else 130) from None
     finally:
         close_loggers()
     result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)

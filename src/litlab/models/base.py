@@ -73,6 +73,8 @@ class ClassificationModule(L.LightningModule):
         self.register_buffer("train_loss_sum", torch.zeros((), dtype=torch.float64), persistent=False)
         self.register_buffer("train_correct", torch.zeros((), dtype=torch.int64), persistent=False)
         self.train_count = 0
+        # set by a non-finite loss on an accelerator, where steps do not read the loss (check_finite)
+        self.register_buffer("nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
 
     # --- what families may override ----------------------------------------------------------
     def unpack(self, batch: Any) -> tuple[Any, torch.Tensor]:
@@ -176,15 +178,34 @@ class ClassificationModule(L.LightningModule):
         return torch.sigmoid(logits.squeeze(-1)) if self.num_outputs == 1 else logits.softmax(-1)
 
     def check_finite(self, loss: torch.Tensor) -> None:
-        """Stop at the first non-finite loss; on accelerators only every 50 steps (each check syncs)."""
-        if self.device.type != "cpu" and self.global_step % 50:
+        """Stop at the first non-finite loss. Where reading the loss stalls the device (anything but the
+        CPU), steps only OR a flag on the device; it is read every 50 steps and before any checkpoint
+        is written (``on_save_checkpoint``), so a diverged step never reaches a checkpoint."""
+        if self.loss_read_is_cheap:
+            if not math.isfinite(loss.item()):  # one host read of the loss
+                self.raise_nonfinite(f"loss became {loss.item()}")
             return
-        if not math.isfinite(loss.item()):  # one host read of the loss
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: training diverged. "
-                "Lower model.optimizer.lr, set trainer.gradient_clip_val=1.0, or use trainer.precision=32-true; "
-                "checkpoints saved before this point are kept"
-            )
+        self.nonfinite.logical_or_(~torch.isfinite(loss.detach()))
+        if self.global_step % 50 == 0:
+            self.raise_if_flagged()
+
+    @property
+    def loss_read_is_cheap(self) -> bool:
+        return self.device.type == "cpu"
+
+    def raise_if_flagged(self) -> None:
+        if bool(self.nonfinite):
+            self.raise_nonfinite("loss became non-finite")
+
+    def raise_nonfinite(self, what: str) -> None:
+        raise NonFiniteLossError(
+            f"{what} at epoch {self.current_epoch}, step {self.global_step}: training diverged. "
+            "Lower model.optimizer.lr, set trainer.gradient_clip_val=1.0, or use trainer.precision=32-true; "
+            "checkpoints saved before this point are kept"
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.raise_if_flagged()  # before the file is written
 
     # --- optimiser wiring --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

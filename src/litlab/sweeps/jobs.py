@@ -76,10 +76,13 @@ def finished_result(output_dir: Path) -> dict[str, Any] | None:
 
 
 def interrupted_checkpoint(output_dir: Path) -> Path | None:
-    """A job killed mid-training (no metrics.json at all) continues from its last checkpoint.
-    A job that failed (NaN, crash) starts again: its checkpoint would only replay the failure."""
-    last = output_dir / "checkpoints" / "last.ckpt"
-    return last if last.exists() and read_metrics(output_dir) is None else None
+    """An interrupted job (Ctrl-C, SIGTERM: status interrupted) continues from its interrupt
+    checkpoint, a job killed outright (no metrics.json at all) from its last one. A job that failed
+    (NaN, crash) starts again: its checkpoint would only replay the failure."""
+    metrics = read_metrics(output_dir)
+    saved = output_dir / "checkpoints" / ("interrupted.ckpt" if metrics else "last.ckpt")
+    resumable = metrics is None or metrics.get("status") == "interrupted"
+    return saved if resumable and saved.exists() else None
 
 
 def requeued() -> bool:
