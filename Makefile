@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 REAL_DATA := $(if $(DATA_DIR),$(DATA_DIR),$(SHARED_DATA))
 DATA_ARG := $(if $(DATA_DIR),paths.data_dir=$(abspath $(DATA_DIR)))
 
-.PHONY: install train test test-slow results bench report ablation lint format clean
+.PHONY: install train test test-slow results bench report ablation lint format clean gpu-wheels gpu-rehearsal
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ report: install  ## tables and plots of a sweep: make report SWEEP=logs/train/mu
 
 ablation: install  ## run one study of experiments/ and regenerate its folder: make ablation STUDY=mlp_vs_cnn
 	$(PY) scripts/ablation.py $(STUDY) --data-dir $(abspath $(REAL_DATA)) $(ARGS)
+
+gpu-wheels:  ## the wheels the lent GPU's image lacks, into .whl/ (carried by the device call)
+	mkdir -p .whl
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: -d .whl hydra-core==1.3.8 omegaconf==2.3.1
+	$(PYTHON) -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3
+
+gpu-rehearsal: install  ## scripts/gpu_check.py on this CPU, tiny data: what the GPU check runs, rehearsed
+	$(PY) -m pytest -q -m slow tests/test_gpu_check.py
 
 lint: install
 	$(PY) -m ruff check src tests scripts

@@ -148,3 +148,28 @@ def test_every_classifier_config_exposes_every_base_argument(tmp_path):
             classifiers.append(name)
             assert base_args <= set(cfg.model), f"model={name} lacks {sorted(base_args - set(cfg.model))}"
     assert {"mlp", "cnn", "lstm", "airbench", "timm", "perceptron"} <= set(classifiers)
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "cuda", "capability", "cpu_bf16", "expected"),
+    [
+        ("auto", True, (9, 0), False, "bf16-mixed"),  # H100/H200
+        ("gpu", True, (8, 0), False, "bf16-mixed"),  # A100
+        ("gpu", True, (7, 0), True, "16-mixed"),  # V100: bf16 only emulated
+        ("auto", True, (7, 5), True, "16-mixed"),  # T4
+        ("auto", False, None, True, "bf16-mixed"),  # a CPU with AVX512-BF16/AMX
+        ("cpu", True, (9, 0), False, "32-true"),  # the CPU of a GPU box, without bf16
+        ("mps", False, None, True, "32-true"),
+    ],
+)
+def test_auto_precision_uses_bf16_only_where_it_runs_natively(
+    monkeypatch, accelerator, cuda, capability, cpu_bf16, expected
+):
+    import torch
+
+    from litlab.utils import resolvers
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(resolvers, "cpu_supports_bf16", lambda: cpu_bf16)
+    assert resolvers.auto_precision(accelerator) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,44 @@ def test_a_folder_marked_read_only_counts_as_read_only_even_for_root(tmp_path):
         assert not is_writable_dir(tmp_path)
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_on_device_placement_draws_the_same_images_and_pixels(cifar_dir):
+    """data.on_device puts the uint8 set on the trainer's device once (here the CPU: the same code
+    path as on a GPU); which images a seed draws, and their augmented pixels, do not change."""
+    import lightning as L
+
+    from litlab.models.mlp import MLPClassifier
+
+    class Seen(L.Callback):
+        def __init__(self) -> None:
+            self.batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.batches.append((batch[0].clone(), batch[1].clone()))
+
+    def fit(on_device: bool):
+        L.seed_everything(3, verbose=False)
+        datamodule = CIFAR10DataModule(
+            str(cifar_dir), batch_size=64, val_size=100, crop_padding=2, hflip=True, translate=1,
+            download=False, on_device=on_device,
+        )  # fmt: skip
+        model = MLPClassifier(
+            num_classes=10,
+            input_shape=[3, 32, 32],
+            optimizer=partial(torch.optim.SGD, lr=0.01),
+            hidden_sizes=[8],
+        )
+        seen = Seen()
+        trainer = L.Trainer(
+            max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False,
+            num_sanity_val_steps=0, limit_val_batches=0, callbacks=[seen],
+        )  # fmt: skip
+        trainer.fit(model, datamodule=datamodule)
+        assert datamodule.splits["train"].source[0].device == trainer.strategy.root_device
+        return seen.batches
+
+    host, device = fit(False), fit(True)
+    assert len(host) == len(device) == 2 * 7  # 400 training images, batches of 64, two epochs
+    for (host_x, host_y), (device_x, device_y) in zip(host, device, strict=True):
+        assert torch.equal(host_y, device_y) and torch.equal(host_x, device_x)

@@ -64,15 +64,23 @@ def compose(overrides: list[str]):
         return hydra_compose("train", overrides=overrides)
 
 
-def build(data_dir: Path, experiment: str):
+def build(data_dir: Path, experiment: str, *overrides: str, set_up: bool = True):
+    """Config, data module and model of an experiment. ``set_up=False`` leaves the data module's setup
+    to the Trainer, as in train.py (where it places the data on the training device)."""
     import litlab  # noqa: F401
     from litlab.utils.config import build as build_node
 
     cfg = compose(
-        [f"experiment={experiment}", f"paths.data_dir={data_dir}", "paths.output_dir=/tmp/litlab-bench"]
+        [
+            f"experiment={experiment}",
+            f"paths.data_dir={data_dir}",
+            "paths.output_dir=/tmp/litlab-bench",
+            *overrides,
+        ]
     )
     datamodule = build_node(cfg.data, "data")
-    datamodule.setup()
+    if set_up:
+        datamodule.setup()
     model = build_node(cfg.model, "model", num_classes=10, input_shape=list(datamodule.input_shape))
     return cfg, datamodule, model
 
@@ -115,15 +123,20 @@ class StepTimer:
         return self.steps * batch_size / self.seconds
 
 
-def template_images_per_s(data_dir: Path, experiment: str, steps: int, warmup: int = 5) -> float:
+def template_images_per_s(
+    data_dir: Path, experiment: str, steps: int, warmup: int = 5, overrides: tuple[str, ...] = ()
+) -> float:
     """The full template: train.py's Trainer config with its default callbacks and CSV logger."""
     import lightning as L
+    from omegaconf import OmegaConf
 
+    from litlab.callbacks import RunState
     from litlab.utils.config import build_all
 
-    cfg, datamodule, model = build(data_dir, experiment)
+    cfg, datamodule, model = build(data_dir, experiment, *overrides, set_up=False)
     timer = StepTimer(warmup, steps)
-    callbacks = [*build_all(cfg.callbacks, "callbacks"), timer.callback]
+    run_state = RunState(OmegaConf.to_container(cfg, resolve=True), "/tmp/litlab-bench/checkpoints")
+    callbacks = [*build_all(cfg.callbacks, "callbacks"), run_state, timer.callback]  # as train.py builds them
     trainer_cfg = {k: v for k, v in cfg.trainer.items() if k != "_target_" and v is not None}
     trainer_cfg.update(TIMED_FIT)
     trainer = L.Trainer(

@@ -25,8 +25,18 @@ class FirstStepProbe(L.Callback):
             self.out_file.write_text(f"{time.time() - launched:.3f}")
 
 
+def synced_clock() -> float:
+    """perf_counter after the GPU has finished its queued work (an accelerator runs ahead of the host)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 class StepRateProbe(L.Callback):
-    """Records the first step's duration (compilation shows up there) and steady-state steps per second."""
+    """Records the first step's duration (compilation shows up there) and steady-state steps per
+    second after ``warmup`` steps, so compilation and first-run warm-up stay out of the timed window."""
 
     def __init__(self, out_file: str, warmup: int = 5) -> None:
         self.out_file, self.warmup = Path(out_file), warmup
@@ -34,18 +44,18 @@ class StepRateProbe(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == 0:
-            self.t0 = time.perf_counter()
+            self.t0 = synced_clock()
         if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
+            self.start = synced_clock()
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == 1:
-            self.first_step_s = time.perf_counter() - self.t0
+            self.first_step_s = synced_clock() - self.t0
 
     def on_train_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_rank == 0:
             steps = trainer.global_step - self.warmup
-            rate = steps / (time.perf_counter() - self.start)
+            rate = steps / (synced_clock() - self.start)
             self.out_file.write_text(json.dumps({"first_step_s": self.first_step_s, "steps_per_s": rate}))
 
 
@@ -56,18 +66,10 @@ class FitTimeProbe(L.Callback):
     def __init__(self, out_file: str) -> None:
         self.out_file = Path(out_file)
 
-    @staticmethod
-    def now() -> float:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
     def on_fit_start(self, trainer: L.Trainer, *args: object) -> None:
-        self.start = self.now()
+        self.start = synced_clock()
 
     def on_train_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_rank == 0:
-            seconds = self.now() - self.start
+            seconds = synced_clock() - self.start
             self.out_file.write_text(json.dumps({"train_s": seconds, "steps": trainer.global_step}))

@@ -90,6 +90,14 @@ class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
     copies, never the earlier run's own files.
     """
 
+    @property
+    def state_key(self) -> str:
+        # Lightning formats this key (a repr of the monitor settings) for every hook of every step, as
+        # a profiler label; the settings never change after __init__, so it is formatted once
+        if "_state_key" not in self.__dict__:
+            self.__dict__["_state_key"] = super().state_key
+        return self.__dict__["_state_key"]
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old_best = state_dict.get("best_k_models") or {}
         moved = self.dirpath is not None and state_dict.get("dirpath", self.dirpath) != self.dirpath

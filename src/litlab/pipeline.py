@@ -105,13 +105,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def best_checkpoint(trainer: L.Trainer) -> dict[str, Any]:
     callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
-    if callback is None or not callback.best_model_path:
+    if callback is None or not (callback.best_model_path or callback.last_model_path):
         return {}
     score = callback.best_model_score
-    return {
+    return {  # no best with save_top_k=0: the test runs on the final weights
         "monitor": callback.monitor,
         "score": None if score is None else float(score),
-        "ckpt_path": callback.best_model_path,
+        "ckpt_path": callback.best_model_path or None,
         "last_ckpt_path": callback.last_model_path or None,
     }
 

@@ -34,13 +34,18 @@ class TensorBatchDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         index = torch.as_tensor(indices)
-        return take(self.source, index if self.rows is None else self.rows[index])
+        if self.rows is not None:
+            index = self.rows[index]  # the rows stay on the host, beside the sampler's order
+        device = self.source[0].device
+        if device.type != "cpu":  # data on an accelerator: send the index, not the images
+            index = index.pin_memory().to(device, non_blocking=True)
+        return take(self.source, index)
 
 
 def take(tensors: tuple[torch.Tensor, ...], index: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Rows ``index`` of each tensor. ``index_select`` copies whole rows; ``t[index]`` gathers element by
     element, several times slower for a batch of uint8 images."""
-    return tuple(t.index_select(0, index) for t in tensors)
+    return tuple(t.index_select(0, index.to(t.device)) for t in tensors)
 
 
 def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -48,6 +48,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
         labels_per_class: int | None = None,
         download: bool = True,
         drop_last: bool = False,
+        on_device: bool = True,
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZE_MODES:
@@ -78,6 +79,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
         self.labels_per_class = labels_per_class
         self.download = download
         self.drop_last = drop_last
+        self.on_device = on_device
         self.splits: dict[str, TensorBatchDataset] = {}
         self.flip_bits: torch.Tensor | None = None
 
@@ -111,12 +113,25 @@ class InMemoryImageDataModule(ShuffledDataModule):
         if stage in (None, "fit", "validate") and "train" not in self.splits:
             self._setup_train_val()
         if stage in (None, "test", "predict") and "test" not in self.splits:
-            self.splits["test"] = TensorBatchDataset(*self._select_classes(*self.load_split(train=False)))
+            test = self.placed(*self._select_classes(*self.load_split(train=False)))
+            self.splits["test"] = TensorBatchDataset(*test)
+
+    def placed(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uint8 set on the training device (``data.on_device``), moved once: each batch is then
+        gathered, normalised and augmented there, and no step waits for a host-to-device copy of
+        images. Each DDP rank holds the whole set (CIFAR-10 is 150 MB of uint8) and gathers the rows
+        of its shard, so Lightning's DistributedSampler shards as usual. On the CPU nothing moves."""
+        trainer = self.trainer
+        if not self.on_device or trainer is None:
+            return images, labels
+        device = trainer.strategy.root_device
+        return images.to(device), labels.to(device)
 
     def _setup_train_val(self) -> None:
         images, labels = self._select_classes(*self.load_split(train=True))
         train_idx, val_idx = seeded_split(len(labels), self.val_size, self.split_seed, "images")
         train_idx = self._label_budget(train_idx, labels)
+        images, labels = self.placed(images, labels)  # the row indices stay on the host
         self.splits["train"] = TensorBatchDataset(images, labels, rows=train_idx)
         self.splits["val"] = TensorBatchDataset(images, labels, rows=val_idx)
 
@@ -143,7 +158,8 @@ class InMemoryImageDataModule(ShuffledDataModule):
     def train_dataloader(self):
         train = self.splits["train"]
         if self.alternating_flip:  # the loader also yields sample ids; on_after_batch_transfer drops them
-            train = TensorBatchDataset(*train.tensors, torch.arange(len(train)))
+            images, labels = train.tensors
+            train = TensorBatchDataset(images, labels, torch.arange(len(train), device=labels.device))
         return batch_loader(
             train,
             self.device_batch_size,

@@ -18,14 +18,25 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def cuda_runs_bf16_natively() -> bool:
+    """bf16 tensor cores: compute capability 8.0 (Ampere) and newer. Older GPUs (V100, T4) emulate
+    bf16, slower than fp16, which torch.cuda.is_bf16_supported() still reports as supported."""
+    import torch
+
+    return torch.cuda.get_device_capability() >= (8, 0)
+
+
 def auto_precision(accelerator: str = "auto") -> str:
-    """Fastest precision that does not cost accuracy here: bf16 autocast where the hardware has bf16."""
+    """Fastest precision that does not cost accuracy here: bf16 autocast where the hardware runs bf16
+    natively; on older CUDA GPUs fp16 autocast (Lightning adds the loss scaler); else fp32."""
     import torch
 
     wants_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if wants_gpu and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_supports_bf16() else "32-true"
+        return "bf16-mixed" if cuda_runs_bf16_natively() else "16-mixed"
+    if accelerator in ("cpu", "auto"):
+        return "bf16-mixed" if cpu_supports_bf16() else "32-true"
+    return "32-true"  # another accelerator (mps, ...): no autocast we have measured
 
 
 def wandb_offline() -> bool:
