@@ -49,8 +49,10 @@ def _signature_params(target: Any) -> tuple[dict[str, inspect.Parameter], dict[s
 
 
 def _matches(value: Any, hint: Any) -> bool:
-    if hint is Any or value is None and (hint is type(None) or _is_optional(hint)):
+    if hint is Any:
         return True
+    if hint is type(None) or hint is None:
+        return value is None  # the None arm of an Optional takes None, nothing else
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, arm) for arm in typing.get_args(hint))
@@ -67,14 +69,15 @@ def _matches(value: Any, hint: Any) -> bool:
             return False
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         return len(args) != 1 or all(_matches(v, args[0]) for v in value)
-    return True  # callables, modules, nested configs: Hydra's own instantiation checks them
+    if isinstance(hint, type):  # any other class (Tensor, Path, Strategy, ...): a config value must be one
+        try:
+            return isinstance(value, hint)
+        except TypeError:  # a Protocol that is not runtime-checkable: cannot tell
+            return True
+    return True  # Literal, callables, generics: Hydra's instantiation or the target checks them
 
 
-def _is_optional(hint: Any) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
-
-
-def check_node(node: DictConfig, where: str, provided: Sequence[str] = ()) -> None:
+def check_node(node: DictConfig, where: str) -> None:
     """Raise ConfigError if a ``_target_`` node has keys or value kinds its target does not take."""
     try:
         target = hydra.utils.get_object(node._target_)
@@ -100,7 +103,7 @@ def check_node(node: DictConfig, where: str, provided: Sequence[str] = ()) -> No
 
 def build(node: DictConfig, where: str, **kwargs: Any) -> Any:
     """Check then instantiate one config node; constructor ``LitlabError``s come out unwrapped."""
-    check_node(node, where, provided=list(kwargs))
+    check_node(node, where)
     try:
         return hydra.utils.instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as error:
