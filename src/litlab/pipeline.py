@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from litlab.callbacks import RunState
+from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.distributed import install_hydra_relaunch, isolated_job
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
@@ -40,7 +41,10 @@ def build_run(
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True), output_dir / "checkpoints"))
     loggers = build_all(cfg.get("logger"), "logger")
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    # checkpoints written atomically beside their target (Lightning's go through $TMPDIR), unless
+    # the config brings its own plugins (+trainer.plugins=...)
+    io = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **io)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return datamodule, model, trainer
