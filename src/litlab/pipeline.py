@@ -18,7 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from litlab.callbacks import RunState
 from litlab.checkpoint_io import AtomicCheckpointIO
+from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import install_hydra_relaunch, isolated_job
+from litlab.errors import ConfigError
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
 
@@ -31,8 +33,11 @@ def build_run(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model, callbacks, loggers and trainer from the composed config."""
-    if cfg.get("seed") is not None:  # not `if cfg.seed`: seed 0 is a seed
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed = cfg.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ConfigError(f"seed={seed!r} must be an integer, or seed=null to skip seeding")
+    if seed is not None:  # not `if cfg.seed`: seed 0 is a seed
+        L.seed_everything(seed, workers=True, verbose=False)
     install_hydra_relaunch()
     datamodule = build(cfg.data, "data")
     model = build(
@@ -67,6 +72,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "overrides": hydra_overrides(),
         "seed": cfg.get("seed"),
     }
+    check_checkpoint_fits(cfg.get("ckpt_path"), model)
     try:
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

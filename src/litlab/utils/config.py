@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import hydra
+import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -99,6 +100,33 @@ def check_node(node: DictConfig, where: str) -> None:
             raise ConfigError(
                 f"{where}.{key}={plain!r} has the wrong type: {node._target_} expects {hints[key]}"
             )
+    if node.get("_partial_") and inspect.isclass(target) and issubclass(target, torch.optim.Optimizer):
+        _check_optimizer_values(node, where, target)
+
+
+# torch's words for an optimiser's bad value, and the key they stand for
+OPTIMIZER_WORDS = {
+    "learning rate": "lr",
+    "momentum": "momentum",
+    "weight_decay": "weight_decay",
+    "beta": "betas",
+    "epsilon": "eps",
+    "dampening": "dampening",
+}
+
+
+def _check_optimizer_values(node: DictConfig, where: str, target: type) -> None:
+    """Build the optimiser on one dummy parameter, so a negative lr fails here and not inside fit."""
+    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
+    try:
+        target([torch.nn.Parameter(torch.zeros(1))], **values)
+    except (ValueError, ZeroDivisionError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        key = next(
+            (k for word, k in OPTIMIZER_WORDS.items() if word in message.lower() and k in values), None
+        )
+        name = f"{where}.{key}={values[key]!r}" if key else where
+        raise ConfigError(f"{name} is rejected by {node._target_} ({message}); set a valid value") from error
 
 
 def build(node: DictConfig, where: str, **kwargs: Any) -> Any:
