@@ -25,13 +25,16 @@ TINY = [
 ]
 
 
-def multirun(tmp_path: Path, *overrides: str, script: str = "train") -> subprocess.CompletedProcess:
+def multirun(
+    tmp_path: Path, *overrides: str, script: str = "train", expect_rc: int = 0
+) -> subprocess.CompletedProcess:
+    """``expect_rc=1``: some jobs fail, so the sweep (after running them all) exits 1."""
     command = [sys.executable, str(ROOT / "src" / f"{script}.py"), *overrides]
     if script == "train":
         command[2:2] = ["-m", *TINY, f"paths.log_dir={tmp_path / 'logs'}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == expect_rc, (proc.stdout + proc.stderr)[-4000:]
     return proc
 
 
@@ -43,7 +46,7 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
     sweep = tmp_path / "sweep"
     grid = [f"paths.data_dir={cifar_dir}", "model=mlp", "trainer.max_epochs=3", f"hydra.sweep.dir={sweep}"]
     grid += ["seed=0,1", "model.activation=relu,bogus"]  # jobs 1 and 3 fail on the unknown activation
-    multirun(tmp_path, *grid)
+    multirun(tmp_path, *grid, expect_rc=1)
     assert [metrics(sweep / str(i))["status"] for i in range(4)] == ["completed", "failed"] * 2
     assert "unknown activation 'bogus'" in metrics(sweep / "1")["error"]
 
@@ -68,7 +71,7 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
     assert "| relu | 1 | 0 | 1 |" in table and "not started: `model.activation=relu seed=1`" in table
 
     # resume: the completed job is skipped, the missing and the failed ones run again
-    proc = multirun(tmp_path, *grid, "resume=true")
+    proc = multirun(tmp_path, *grid, "resume=true", expect_rc=1)
     assert f"{sweep / '0'} already completed, skipped" in proc.stderr
     assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == done_before
     assert metrics(sweep / "2")["status"] == "completed" and metrics(sweep / "3")["status"] == "failed"
@@ -86,7 +89,7 @@ def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
         "hydra.sweeper.seed=6",  # asks relu, bogus, relu
         "model.activation=choice(relu,bogus)",  # bogus trials fail; the study must go on
     ]
-    multirun(tmp_path, *search, "hydra.sweeper.n_trials=3")
+    multirun(tmp_path, *search, "hydra.sweeper.n_trials=3", expect_rc=1)
     storage = f"sqlite:///{sweep / 'optuna.db'}"
     study = optuna.load_study(study_name="mlp_mnist", storage=storage)
     states = [t.state.name for t in study.trials]
@@ -98,7 +101,7 @@ def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
             assert trial.value == pytest.approx(job["final"]["val/acc_best"])
 
     study.ask()  # a trial left RUNNING, as by a killed search: it is closed and asked again
-    multirun(tmp_path, *search, "hydra.sweeper.n_trials=4")
+    multirun(tmp_path, *search, "hydra.sweeper.n_trials=4", expect_rc=1)
     study = optuna.load_study(study_name="mlp_mnist", storage=storage)
     assert len(study.trials) == 5 and study.trials[3].state.name == "FAIL"
     assert study.trials[4].user_attrs["job"] == 4 and (sweep / "4" / "metrics.json").exists()
@@ -150,7 +153,14 @@ def test_submitit_local_launcher_really_runs_jobs(tmp_path, cifar_dir):
         "trainer.max_epochs=2",
         f"hydra.sweep.dir={sweep}",
     ]
-    multirun(tmp_path, *overrides, "hydra/launcher=submitit_local", "seed=0,1", "model.activation=relu,bogus")
+    multirun(
+        tmp_path,
+        *overrides,
+        "hydra/launcher=submitit_local",
+        "seed=0,1",
+        "model.activation=relu,bogus",
+        expect_rc=1,
+    )
     statuses = [metrics(sweep / str(i))["status"] for i in range(4)]
     assert statuses == ["completed", "failed"] * 2 and (sweep / ".submitit").is_dir()
 
@@ -191,3 +201,18 @@ def test_metric_plot_for_each_kind_of_sweep(tmp_path, grid):
         plot_metric(tmp_path / "plot.png", groups, keys, "test/acc")
         and (tmp_path / "plot.png").stat().st_size > 5000
     )
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_multirun_with_a_failed_job_exits_non_zero_after_the_others(tmp_path, opt_out):
+    sweep = tmp_path / "sweep"
+    overrides = ["data=toy", "model=perceptron", "logger=none", "trainer.max_epochs=1", "test=false"]
+    overrides += [f"hydra.sweep.dir={sweep}", f"paths.log_dir={tmp_path / 'logs'}"]
+    overrides += ["model.optimizer.lr=1.0,abc,0.5"]  # job 1: a bad value
+    overrides += ["fail_on_job_errors=false"] if opt_out else []
+    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *overrides, "trainer.accelerator=cpu"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == (0 if opt_out else 1), proc.stderr[-4000:]
+    assert [metrics(sweep / str(i))["status"] for i in range(3)] == ["completed", "failed", "completed"]
+    summary = proc.stderr.strip().splitlines()[-1]
+    assert summary.startswith("litlab: 1 of 3 jobs failed (1); errors in ") and str(sweep) in summary

@@ -82,7 +82,14 @@ class RichProgressBar(L.pytorch.callbacks.RichProgressBar):
 
 
 class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
-    """Lightning's, except that a run resumed into a new run directory keeps the old run's best.
+    """Lightning's, except that ``last.ckpt`` is always the latest epoch, and that a run resumed
+    into a new run directory keeps the old run's best.
+
+    Lightning 2.6 writes ``last.ckpt`` only at a step where it also saved a top-k checkpoint, so
+    after the monitor stopped improving it stayed at the best epoch and resuming from it silently
+    redid every later epoch. Here, whenever Lightning considered saving (each epoch's or each
+    validation's end) and saved nothing, ``last.ckpt`` is written anyway (``save_last=True``;
+    ``"link"`` keeps Lightning's behaviour).
 
     Lightning forgets the best scores when the directory changed, so the first epoch after resuming
     became the best whatever its score, and the resumed run tested another checkpoint than the
@@ -97,6 +104,29 @@ class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         if "_state_key" not in self.__dict__:
             self.__dict__["_state_key"] = super().state_key
         return self.__dict__["_state_key"]
+
+    def _last_due(self, trainer: L.Trainer, on_train_epoch_end: bool) -> bool:
+        return (
+            self.save_last is True
+            and not self._should_skip_saving_checkpoint(trainer)
+            and self._should_save_on_train_epoch_end(trainer) == on_train_epoch_end
+        )
+
+    def _save_last_if_nothing_saved(self, trainer: L.Trainer) -> None:
+        if self._last_global_step_saved != trainer.global_step:  # top-k saved nothing, so neither did last
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = self._last_due(trainer, on_train_epoch_end=True)
+        super().on_train_epoch_end(trainer, pl_module)
+        if due:
+            self._save_last_if_nothing_saved(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = self._last_due(trainer, on_train_epoch_end=False)
+        super().on_validation_end(trainer, pl_module)
+        if due:
+            self._save_last_if_nothing_saved(trainer)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old_best = state_dict.get("best_k_models") or {}

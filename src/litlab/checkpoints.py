@@ -23,10 +23,16 @@ def load_litlab_checkpoint(
         raise ConfigError(
             f"{key}={path} does not exist; pass the path of a .ckpt file from a litlab train run"
         )
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{key}={path} is empty (a killed save?); pass another .ckpt, such as last.ckpt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise ConfigError(f"{key}={path} cannot be read ({type(error).__name__}: {error})") from error
+        reason = str(error).splitlines()[0][:120] if str(error) else ""
+        raise ConfigError(
+            f"{key}={path} is truncated or not a checkpoint ({type(error).__name__}: {reason}); "
+            "pass another .ckpt from the run, such as last.ckpt or epoch_*.ckpt"
+        ) from error
     if not isinstance(checkpoint, dict) or "litlab_config" not in checkpoint:
         raise ConfigError(
             f"{key}={path} was not written by litlab's train.py (no stored config){not_litlab_hint}"
@@ -71,4 +77,36 @@ def check_data_fits(model: L.LightningModule, datamodule: Any, key: str, path: P
         raise ConfigError(
             f"{key}={path} was trained on input {trained[0]} with {trained[1]} classes, but the data "
             f"gives {given[0]} with {given[1]}; pass data of the same format (or leave data= unset)"
+        )
+
+
+# Lightning's own names for a checkpoint it finds itself
+SPECIAL_CKPT_PATHS = ("last", "best", "hpc")
+
+
+def check_checkpoint_fits(path: str | None, model: torch.nn.Module, key: str = "ckpt_path") -> None:
+    """Before fitting or testing: the checkpoint is readable, litlab's, and holds this model's tensors.
+
+    Lightning would find out only inside ``fit``, as a long traceback (or torch's hint to pass
+    ``weights_only=False``); here it is one line naming the model the checkpoint belongs to."""
+    if not path or str(path) in SPECIAL_CKPT_PATHS or "://" in str(path) or str(path).startswith("registry"):
+        return
+    path, checkpoint = load_litlab_checkpoint(path, key, "; resume from a checkpoint of a litlab train run")
+    stored = checkpoint.get("state_dict") or {}
+    own = model.state_dict()
+    differ = sorted(
+        name
+        for name in set(own) | set(stored)
+        if name not in own or name not in stored or tuple(own[name].shape) != tuple(stored[name].shape)
+    )
+    if differ:
+        saved = checkpoint["litlab_config"].get("model", {}).get("_target_")
+
+        def shape(tensors: dict[str, Any]) -> str:
+            return str(tuple(tensors[differ[0]].shape)) if differ[0] in tensors else "absent"
+
+        raise ConfigError(
+            f"{key}={path} holds another model's weights ({saved}: {differ[0]} is {shape(stored)} there, "
+            f"{shape(own)} here; {len(differ)} tensors differ); resume with the model and data settings "
+            "it was trained with"
         )

@@ -19,7 +19,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from litlab.callbacks import INTERRUPTED, RunState
+from litlab.checkpoint_io import AtomicCheckpointIO
+from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import install_hydra_relaunch, isolated_job
+from litlab.errors import ConfigError
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
 
@@ -32,8 +35,11 @@ def build_run(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model, callbacks, loggers and trainer from the composed config."""
-    if cfg.get("seed") is not None:  # not `if cfg.seed`: seed 0 is a seed
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed = cfg.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ConfigError(f"seed={seed!r} must be an integer, or seed=null to skip seeding")
+    if seed is not None:  # not `if cfg.seed`: seed 0 is a seed
+        L.seed_everything(seed, workers=True, verbose=False)
     install_hydra_relaunch()
     datamodule = build(cfg.data, "data")
     model = build(
@@ -42,11 +48,15 @@ def build_run(
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True), output_dir / "checkpoints"))
     loggers = build_all(cfg.get("logger"), "logger")
+    options: dict[str, Any] = {}
     # checkpoints come from the callbacks config alone: callbacks=none gets no Lightning default
-    checkpointing = {}
     if cfg.trainer.get("enable_checkpointing") is None:
-        checkpointing["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **checkpointing)
+        options["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    # checkpoints written atomically beside their target (Lightning's go through $TMPDIR), unless
+    # the config brings its own plugins (+trainer.plugins=...)
+    if not cfg.trainer.get("plugins"):
+        options["plugins"] = [AtomicCheckpointIO()]
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **options)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return datamodule, model, trainer
@@ -69,6 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "overrides": hydra_overrides(),
         "seed": cfg.get("seed"),
     }
+    check_checkpoint_fits(cfg.get("ckpt_path"), model)
     try:
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

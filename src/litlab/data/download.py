@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -88,21 +89,46 @@ def file_stamp(path: Path) -> str:
 def extract_once(archive: Path, member: str) -> Path:
     """Extract ``archive`` once and return the path of its top-level ``member`` folder.
 
-    A marker written after a complete extraction records the archive's size and mtime, so an
-    interrupted extraction or a replaced archive is extracted again instead of half-read.
+    The completion marker (the archive's size and mtime) is the only proof of a finished extraction.
+    Extraction holds a lock beside the marker, so a second launch waits for the first instead of
+    rewriting the files it is reading, and goes into a temp folder that is renamed into place: a
+    killed extraction leaves no half-filled ``member`` and no marker, and is redone next time.
     """
     into = extraction_dir(archive)
     marker = into / f".{member}.extracted"
     stamp = file_stamp(archive)
-    if marker.exists() and marker.read_text() == stamp and (into / member).exists():
+
+    def done() -> bool:
+        return marker.exists() and marker.read_text() == stamp and (into / member).is_dir()
+
+    if done():
         return into / member
     into.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(into, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise DataError(f"{archive} is truncated or corrupt ({error}); delete it and re-download") from error
-    marker.write_text(stamp)
+    with open(into / f".{member}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        if done():  # another process finished it while this one waited
+            return into / member
+        for stale in into.glob(f".{member}.extracting-*"):  # left by a killed extraction
+            shutil.rmtree(stale, ignore_errors=True)
+        temp = into / f".{member}.extracting-{os.getpid()}"
+        marker.unlink(missing_ok=True)
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(temp, filter="data")
+            if not (temp / member).is_dir():
+                raise tarfile.TarError(f"it holds no {member}/ folder")
+            if (into / member).exists():  # an older or unfinished extraction
+                shutil.rmtree(into / member)
+            os.replace(temp / member, into / member)
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise DataError(
+                f"{archive} is truncated or corrupt ({error}); delete it and re-download"
+            ) from error
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+        partial = marker.with_name(f"{marker.name}.{os.getpid()}.part")
+        partial.write_text(stamp)
+        os.replace(partial, marker)
     return into / member
 
 

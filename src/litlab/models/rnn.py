@@ -149,6 +149,11 @@ class RNNClassifier(ClassificationModule):
         restored afterwards overrides them, so resume and eval see the trained weights)."""
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None and not hasattr(datamodule, "vocab"):  # images: fail before any step
+            raise ConfigError(
+                f"model={self.hparams.cell} reads token sequences, not {type(datamodule).__name__} data; "
+                "use data=imdb, or an image model such as model=cnn"
+            )
         vocab = getattr(datamodule, "vocab", None)
         if vocab is None:
             return

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import hydra
+import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -49,8 +50,10 @@ def _signature_params(target: Any) -> tuple[dict[str, inspect.Parameter], dict[s
 
 
 def _matches(value: Any, hint: Any) -> bool:
-    if hint is Any or value is None and (hint is type(None) or _is_optional(hint)):
+    if hint is Any:
         return True
+    if hint is type(None) or hint is None:
+        return value is None  # the None arm of an Optional takes None, nothing else
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, arm) for arm in typing.get_args(hint))
@@ -67,14 +70,15 @@ def _matches(value: Any, hint: Any) -> bool:
             return False
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         return len(args) != 1 or all(_matches(v, args[0]) for v in value)
-    return True  # callables, modules, nested configs: Hydra's own instantiation checks them
+    if isinstance(hint, type):  # any other class (Tensor, Path, Strategy, ...): a config value must be one
+        try:
+            return isinstance(value, hint)
+        except TypeError:  # a Protocol that is not runtime-checkable: cannot tell
+            return True
+    return True  # Literal, callables, generics: Hydra's instantiation or the target checks them
 
 
-def _is_optional(hint: Any) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
-
-
-def check_node(node: DictConfig, where: str, provided: Sequence[str] = ()) -> None:
+def check_node(node: DictConfig, where: str) -> None:
     """Raise ConfigError if a ``_target_`` node has keys or value kinds its target does not take."""
     try:
         target = hydra.utils.get_object(node._target_)
@@ -96,11 +100,38 @@ def check_node(node: DictConfig, where: str, provided: Sequence[str] = ()) -> No
             raise ConfigError(
                 f"{where}.{key}={plain!r} has the wrong type: {node._target_} expects {hints[key]}"
             )
+    if node.get("_partial_") and inspect.isclass(target) and issubclass(target, torch.optim.Optimizer):
+        _check_optimizer_values(node, where, target)
+
+
+# torch's words for an optimiser's bad value, and the key they stand for
+OPTIMIZER_WORDS = {
+    "learning rate": "lr",
+    "momentum": "momentum",
+    "weight_decay": "weight_decay",
+    "beta": "betas",
+    "epsilon": "eps",
+    "dampening": "dampening",
+}
+
+
+def _check_optimizer_values(node: DictConfig, where: str, target: type) -> None:
+    """Build the optimiser on one dummy parameter, so a negative lr fails here and not inside fit."""
+    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
+    try:
+        target([torch.nn.Parameter(torch.zeros(1))], **values)
+    except (ValueError, ZeroDivisionError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        key = next(
+            (k for word, k in OPTIMIZER_WORDS.items() if word in message.lower() and k in values), None
+        )
+        name = f"{where}.{key}={values[key]!r}" if key else where
+        raise ConfigError(f"{name} is rejected by {node._target_} ({message}); set a valid value") from error
 
 
 def build(node: DictConfig, where: str, **kwargs: Any) -> Any:
     """Check then instantiate one config node; constructor ``LitlabError``s come out unwrapped."""
-    check_node(node, where, provided=list(kwargs))
+    check_node(node, where)
     try:
         return hydra.utils.instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as error:
