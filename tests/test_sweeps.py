@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from litlab.sweeps.collect import Job, swept_keys
+from litlab.sweeps.collect import Job, short, swept_keys
 from litlab.sweeps.jobs import metric_value, threads_per_job
-from litlab.sweeps.report import short
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -50,8 +49,9 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
     multirun(tmp_path, str(sweep), script="report")
     table = (sweep / "results.md").read_text()
     relu = next(line for line in table.splitlines() if line.startswith("| relu |")).split(" | ")
-    assert relu[1:4] == ["2", "0", "0"] and float(relu[4].split(" ± ")[0]) > 50  # 2 seeds; chance is 10 %
-    assert "| bogus | 0 | 2 | 0 | — |" in table and "2 completed, 2 failed" in table
+    assert relu[1:4] == ["2", "0", "0"] and relu[4].startswith("**")  # 2 seeds, the best arm in bold
+    assert float(relu[4].split(" ± ")[0].strip("*")) > 50 and relu[5].startswith("[")  # chance: 10 %; its CI
+    assert "| bogus | 0 | 2 | 0 | — | — |" in table and "2 completed, 2 failed" in table
     with (sweep / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["model.activation"], r["seed"], r["status"]) for r in rows][:2] == [

@@ -49,6 +49,11 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
+def public(key: str, value: str) -> str:
+    """An override as a committed report may show it."""
+    return f"{key}={value}"
+
+
 def short(value: str) -> str:
     """Optuna's float parameters to 4 significant digits; everything else as given."""
     try:
