@@ -98,3 +98,31 @@ def test_baseline_may_fix_some_keys_only():
     assert all(a.comparison.delta == pytest.approx(0.0) for a in summary.arms[2:])
     with pytest.raises(ValueError, match="key=value"):
         parse_baseline("relu")
+
+
+def test_reports_show_no_machine_paths(tmp_path):
+    from litlab.sweeps.collect import public
+    from litlab.sweeps.report import markdown, write_csv
+
+    assert public("paths.data_dir", "/work/shared/data") == "paths.data_dir=<data>"
+    assert public("ckpt_path", "~/runs/last.ckpt") == "ckpt_path=<path>"
+    assert public("ckpt_path", "C:/runs/last.ckpt") == "ckpt_path=<path>"
+    assert public("model", "cnn") == "model=cnn"
+    jobs = [
+        Job(
+            (f"regulariser={r}", f"seed={s}", "paths.data_dir=/home/me/data"),
+            "completed",
+            tmp_path / f"{r}{s}",
+        )
+        for r in ("none", "l2")
+        for s in range(2)
+    ]
+    for i, job in enumerate(jobs):
+        job.metrics = {"test/acc": 0.5 + i / 100}
+    groups = group_jobs(jobs, ["regulariser"])
+    summary = summarise(groups, "test/acc", {})
+    text = markdown(tmp_path, jobs, groups, ["regulariser"], ["test/acc"], [], summary)
+    write_csv(tmp_path / "results.csv", jobs, ["regulariser"])
+    assert "`paths.data_dir=<data>`" in text and "/home/me" not in text
+    assert "/home/me" not in (tmp_path / "results.csv").read_text()
+    assert "paths.data_dir=<data>" in (tmp_path / "results.csv").read_text()

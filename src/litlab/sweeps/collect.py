@@ -50,7 +50,12 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 
 def public(key: str, value: str) -> str:
-    """An override as a committed report may show it."""
+    """An override as a committed report may show it: no machine's paths (``paths.data_dir=<data>``,
+    any other absolute or home path ``<path>``), which say nothing about the result and leak a layout."""
+    if key == "paths.data_dir":
+        return f"{key}=<data>"
+    if value.strip("'\"").startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/")):
+        return f"{key}=<path>"
     return f"{key}={value}"
 
 
