@@ -1,5 +1,6 @@
 """`make ablation STUDY=<name>`: run one study's sweep (conf/ablation/<name>.yaml) and regenerate
-experiments/<name>/ (results.md, results.csv, results.png, curves.png and the table in its README).
+experiments/<name>/ (results.md/.tex, results.csv, summary.csv, results/curves .png/.pdf and the table
+in its README).
 
 The sweep runs with resume=true in logs/ablations/<name>, so an interrupted study continues where it
 stopped and a finished one only regenerates its report.

@@ -1,6 +1,6 @@
 """Report a sweep: `python src/report.py <sweep dir> [--out DIR] [--metric test/acc] [--curves 3]`.
 
-Writes results.csv, results.md, results.png and curves.png (see litlab.sweeps.report).
+Writes results.{md,tex,csv}, summary.csv and the figures as PNG and PDF (see litlab.sweeps.report).
 """
 
 import argparse
@@ -38,7 +38,7 @@ def main() -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     print(path.read_text())
-    print(f"wrote {path.parent}/results.{{md,csv,png}}")
+    print(f"wrote {path.parent}/results.{{md,tex,csv,png,pdf}} and summary.csv")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
         ("bogus", "0", "failed"),
     ]
     assert (sweep / "results.png").stat().st_size > 1000 and (sweep / "curves.png").stat().st_size > 1000
+    assert (sweep / "results.pdf").exists() and (sweep / "results.tex").exists()
 
     # a lost seed: the report says what is missing
     done_before = (sweep / "0" / "metrics.json").stat().st_mtime_ns
@@ -72,6 +73,41 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
     assert f"{sweep / '0'} already completed, skipped" in proc.stderr
     assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == done_before
     assert metrics(sweep / "2")["status"] == "completed" and metrics(sweep / "3")["status"] == "failed"
+
+
+def test_study_report_gives_paper_outputs(tmp_path, cifar_dir):
+    """A finished sweep with a baseline: results.tex (booktabs, best in bold), both CSVs, PDF + PNG figures."""
+    sweep = tmp_path / "study"
+    grid = [f"paths.data_dir={cifar_dir}", "model=mlp", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}"]
+    multirun(tmp_path, *grid, "seed=0,1", "model.activation=relu,tanh")
+    out = tmp_path / "report"
+    multirun(tmp_path, str(sweep), "--out", str(out), "--baseline", "model.activation=relu", script="report")
+
+    table = (out / "results.md").read_text()
+    assert "| model.activation | n | test/acc (mean ± std) | 95 % CI | Δ vs baseline [95 % CI] |" in table
+    assert "failed" not in table.split("| model.activation")[1]  # every job completed: no empty columns
+    assert "| relu | 2 |" in table and "| baseline |" in table and "paired t-test" in table
+    assert str(cifar_dir) not in table and "paths.data_dir=<data>" in table
+    assert table.count("**") == 2 and "Power:" in table
+
+    tex = (out / "results.tex").read_text()
+    rules = [tex.index(rule) for rule in (r"\toprule", r"\midrule", r"\bottomrule")]
+    assert rules == sorted(rules) and r"\begin{tabular}{lrrrrr" in tex
+    assert tex.count(r"\bfseries") == 1 and r"$\pm$" in tex and r"$\Delta$" in tex
+    assert r"model.activation & n & test/acc (mean $\pm$ std) & 95 \% CI" in tex
+    assert len([line for line in tex.splitlines() if line.endswith(r"\\")]) == 3  # header + 2 arms
+
+    with (out / "results.csv").open() as handle:
+        runs = list(csv.DictReader(handle))
+    assert len(runs) == 4 and {"seed", "overrides", "test/acc", "val/acc_best", "train/loss"} <= set(runs[0])
+    assert all("paths.data_dir=<data>" in r["overrides"] and float(r["test/acc"]) > 0 for r in runs)
+    with (out / "summary.csv").open() as handle:
+        arms = list(csv.DictReader(handle))
+    assert [a["model.activation"] for a in arms] == ["relu", "tanh"] and arms[0]["baseline"] == "True"
+    assert arms[1]["test"] == "paired" and float(arms[1]["ci_low"]) <= float(arms[1]["mean"])
+    for figure in ("results", "curves"):
+        assert (out / f"{figure}.png").stat().st_size > 5000
+        assert (out / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
 
 
 def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):

@@ -1,4 +1,6 @@
-"""Turn a sweep dir into results.md, results.csv (one row per job), summary.csv and figures.
+"""Turn a sweep dir into results.md, results.tex, results.csv (one row per job), summary.csv (one row per
+configuration) and figures, each as PNG and PDF: results (dot-and-whisker, 95 % CIs), trend (against a
+numeric swept key) and curves (learning curves).
 
 One row per configuration (the swept overrides other than the seed). The primary metric gets n,
 mean ± std, a 95 % t-interval, and, when the study names a baseline arm, Δ vs the baseline with its CI
@@ -14,7 +16,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from litlab.sweeps.collect import SEED_KEY, Group, Job, group_jobs, load_sweep, public, swept_keys
-from litlab.sweeps.plots import plot_curves, plot_metric
+from litlab.sweeps.latex import write_latex, write_summary_csv
+from litlab.sweeps.plots import numeric_keys, plot_arms, plot_curves, plot_metric
 from litlab.sweeps.summary import Summary, parse_baseline, summarise
 from litlab.sweeps.tables import legend, markdown_table, table_rows
 
@@ -122,9 +125,13 @@ def write_report(
         shown.insert(0, primary)
     summary = summarise(groups, primary, study_baseline(sweep_dir) if baseline is None else baseline)
     write_csv(out_dir / "results.csv", jobs, keys)
+    write_summary_csv(out_dir / "summary.csv", summary, groups, shown)
+    write_latex(out_dir / "results.tex", summary, groups, keys, shown)
     figures = []
-    if plot_metric(out_dir / "results.png", groups, keys, primary):
+    if plot_arms(out_dir / "results.png", summary):
         figures.append("results.png")
+    if numeric_keys(groups, keys, primary) and plot_metric(out_dir / "trend.png", groups, keys, primary):
+        figures.append("trend.png")
     ranked = sorted((g for g in groups if g.values(primary)), key=lambda g: -g.mean_std(primary)[0])
     if curves and plot_curves(out_dir / "curves.png", ranked[:curves]):
         figures.append("curves.png")
