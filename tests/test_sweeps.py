@@ -141,6 +141,46 @@ def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
     assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "4"]
 
 
+def test_optuna_prunes_bad_trials_before_their_last_epoch(tmp_path, mnist_dir):
+    optuna = pytest.importorskip("optuna")
+    sweep = tmp_path / "pruned"
+    search = [
+        "hparams_search=mlp_mnist",
+        f"paths.data_dir={mnist_dir}",
+        "trainer.max_epochs=3",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweeper.sampler=random",
+        "hydra.sweeper.seed=4",  # asks lr 0.01 first (it sets the median), then lr 0
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.pruner_kwargs.n_startup_trials=1",
+        "hydra.sweeper.pruner_kwargs.n_warmup_steps=0",
+        "model.optimizer.lr=choice(0.01,0.0)",  # lr 0 never learns: below the median from epoch 1 on
+    ]
+    multirun(tmp_path, *search)
+    study = optuna.load_study(study_name="mlp_mnist", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    trials = study.trials
+    print([(t.number, t.state.name, t.params["model.optimizer.lr"], t.last_step) for t in trials])
+    assert trials[0].state.name == "COMPLETE" and trials[0].params["model.optimizer.lr"] == 0.01
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and all(t.params["model.optimizer.lr"] == 0.0 for t in pruned)
+    for trial in pruned:
+        assert trial.last_step < 2  # epochs 0..2: stopped before the last one
+        job = metrics(sweep / str(trial.user_attrs["job"]))
+        assert job["status"] == "failed" and job["error"].startswith("TrialPruned")
+    assert all(len(t.intermediate_values) == 3 for t in trials if t.state.name == "COMPLETE")
+    assert (sweep / "optimization_history.png").stat().st_size > 5000
+
+    # killed mid-trial (a trial left RUNNING), then resumed: pruned trials count as done, 2 more run
+    study.ask()
+    multirun(tmp_path, *search[:-4], "hydra.sweeper.n_trials=6", *search[-3:])
+    study = optuna.load_study(study_name="mlp_mnist", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 7 and states[4] == "FAIL" and states[:4] == [t.state.name for t in trials]
+    assert states.count("COMPLETE") >= 2  # enough for parameter importances
+    for plot in ("optimization_history", "param_importances"):
+        assert (sweep / f"{plot}.png").stat().st_size > 5000
+
+
 def test_threads_and_objective_rules():
     assert threads_per_job(3) == 3 and threads_per_job(None) is None  # outside a parallel multirun
     completed = {"status": "completed", "final": {"val/acc_best": 0.9}, "test": {"test/acc": 0.8}}
