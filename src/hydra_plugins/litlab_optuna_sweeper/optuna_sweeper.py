@@ -3,8 +3,9 @@
 Why not hydra-optuna-sweeper: 1.3.0 supports Optuna 4, but a restarted search runs ``n_trials``
 more and rewrites job dirs 0..n-1, and it cannot prune. Pruning here: ``pruner=median|hyperband``
 adds litlab.sweeps.pruning.OptunaPruning to each trial's job. ``n_trials`` is the study's total: a
-rerun of the same command (same sweep dir, same storage) runs only the trials still missing, numbering new job dirs after the old ones. A job that
-returns NaN (litlab's failed jobs do) is told to Optuna as FAIL and the study goes on.
+rerun of the same command (same sweep dir, same storage) runs only the trials still missing,
+numbering new job dirs after the old ones. A job that returns NaN (litlab's failed jobs do) is told
+to Optuna as FAIL and the study goes on.
 
 Search space: the official plugin's override syntax, in ``hydra.sweeper.params`` or on the command
 line: ``choice(a,b)``, ``range(1,5)``, ``interval(1e-4,1e-2)``, ``tag(log, interval(...))``,
