@@ -1,5 +1,6 @@
 """`make ablation STUDY=<name>`: run one study's sweep (conf/ablation/<name>.yaml) and regenerate
-experiments/<name>/ (results.md, results.csv, results.png, curves.png and the table in its README).
+experiments/<name>/ (results.md/.tex, results.csv, summary.csv, results/curves .png/.pdf and the table
+in its README).
 
 The sweep runs with resume=true in logs/ablations/<name>, so an interrupted study continues where it
 stopped and a finished one only regenerates its report.
@@ -16,8 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from omegaconf import OmegaConf  # noqa: E402
+
 import litlab  # noqa: E402, F401
 from litlab.sweeps.report import write_report  # noqa: E402
+from litlab.sweeps.summary import parse_baseline  # noqa: E402
 
 REPORT_OPTIONS = {  # study -> write_report keyword arguments
     "optimisers": {"curves": 4},
@@ -52,7 +56,10 @@ def main() -> None:
         print("$", " ".join(command[1:]), flush=True)
         subprocess.run(command, cwd=ROOT, check=True)
     out_dir = ROOT / "experiments" / args.study
-    table = write_report(sweep_dir, out_dir, **REPORT_OPTIONS.get(args.study, {})).read_text()
+    # the study's baseline from its config, so a sweep run before the key existed is compared too
+    study_cfg = OmegaConf.load(ROOT / "conf" / "ablation" / f"{args.study}.yaml")
+    options = {"baseline": parse_baseline(study_cfg.get("baseline")), **REPORT_OPTIONS.get(args.study, {})}
+    table = write_report(sweep_dir, out_dir, **options).read_text()
     readme = out_dir / "README.md"
     body = table.split("\n", 2)[2].replace(f"{sweep_dir.name}", args.study)  # drop the report's title
     text = readme.read_text()

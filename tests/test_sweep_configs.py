@@ -67,3 +67,16 @@ def test_every_arm_of_every_study_builds(tmp_path, name):
         assert model.optimizer_factory(params=model.parameters()) and build(
             arm.trainer, "trainer", logger=False
         )
+
+
+@pytest.mark.parametrize("name", options("ablation"))
+def test_every_study_names_one_of_its_arms_as_baseline(tmp_path, name):
+    """The report compares every arm with the study's baseline: it must be a value the sweep runs."""
+    from litlab.sweeps.summary import parse_baseline
+
+    cfg = composed(tmp_path, f"ablation={name}")
+    baseline = parse_baseline(cfg.get("baseline"))
+    assert baseline, f"conf/ablation/{name}.yaml names no baseline"
+    for key, value in baseline.items():
+        swept = OverridesParser.create().parse_overrides([f"{key}={cfg.hydra.sweeper.params[key]}"])[0]
+        assert value in [str(v) for v in swept.sweep_string_iterator()], (key, value)

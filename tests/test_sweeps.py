@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from litlab.sweeps.collect import Job, swept_keys
+from litlab.sweeps.collect import Job, short, swept_keys
 from litlab.sweeps.jobs import metric_value, threads_per_job
-from litlab.sweeps.report import short
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -53,8 +52,9 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
     multirun(tmp_path, str(sweep), script="report")
     table = (sweep / "results.md").read_text()
     relu = next(line for line in table.splitlines() if line.startswith("| relu |")).split(" | ")
-    assert relu[1:4] == ["2", "0", "0"] and float(relu[4].split(" ± ")[0]) > 50  # 2 seeds; chance is 10 %
-    assert "| bogus | 0 | 2 | 0 | — |" in table and "2 completed, 2 failed" in table
+    assert relu[1:4] == ["2", "0", "0"] and relu[4].startswith("**")  # 2 seeds, the best arm in bold
+    assert float(relu[4].split(" ± ")[0].strip("*")) > 50 and relu[5].startswith("[")  # chance: 10 %; its CI
+    assert "| bogus | 0 | 2 | 0 | — | — |" in table and "2 completed, 2 failed" in table
     with (sweep / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["model.activation"], r["seed"], r["status"]) for r in rows][:2] == [
@@ -62,6 +62,7 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
         ("bogus", "0", "failed"),
     ]
     assert (sweep / "results.png").stat().st_size > 1000 and (sweep / "curves.png").stat().st_size > 1000
+    assert (sweep / "results.pdf").exists() and (sweep / "results.tex").exists()
 
     # a lost seed: the report says what is missing
     done_before = (sweep / "0" / "metrics.json").stat().st_mtime_ns
@@ -75,6 +76,41 @@ def test_grid_with_failing_jobs_reports_and_resumes(tmp_path, cifar_dir):
     assert f"{sweep / '0'} already completed, skipped" in proc.stderr
     assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == done_before
     assert metrics(sweep / "2")["status"] == "completed" and metrics(sweep / "3")["status"] == "failed"
+
+
+def test_study_report_gives_paper_outputs(tmp_path, cifar_dir):
+    """A finished sweep with a baseline: results.tex (booktabs, best in bold), both CSVs, PDF + PNG figures."""
+    sweep = tmp_path / "study"
+    grid = [f"paths.data_dir={cifar_dir}", "model=mlp", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}"]
+    multirun(tmp_path, *grid, "seed=0,1", "model.activation=relu,tanh")
+    out = tmp_path / "report"
+    multirun(tmp_path, str(sweep), "--out", str(out), "--baseline", "model.activation=relu", script="report")
+
+    table = (out / "results.md").read_text()
+    assert "| model.activation | n | test/acc (mean ± std) | 95 % CI | Δ vs baseline [95 % CI] |" in table
+    assert "failed" not in table.split("| model.activation")[1]  # every job completed: no empty columns
+    assert "| relu | 2 |" in table and "| baseline |" in table and "paired t-test" in table
+    assert str(cifar_dir) not in table and "paths.data_dir=<data>" in table
+    assert table.count("**") == 2 and "Power:" in table
+
+    tex = (out / "results.tex").read_text()
+    rules = [tex.index(rule) for rule in (r"\toprule", r"\midrule", r"\bottomrule")]
+    assert rules == sorted(rules) and r"\begin{tabular}{lrrrrr" in tex
+    assert tex.count(r"\bfseries") == 1 and r"$\pm$" in tex and r"$\Delta$" in tex
+    assert r"model.activation & n & test/acc (mean $\pm$ std) & 95 \% CI" in tex
+    assert len([line for line in tex.splitlines() if line.endswith(r"\\")]) == 3  # header + 2 arms
+
+    with (out / "results.csv").open() as handle:
+        runs = list(csv.DictReader(handle))
+    assert len(runs) == 4 and {"seed", "overrides", "test/acc", "val/acc_best", "train/loss"} <= set(runs[0])
+    assert all("paths.data_dir=<data>" in r["overrides"] and float(r["test/acc"]) > 0 for r in runs)
+    with (out / "summary.csv").open() as handle:
+        arms = list(csv.DictReader(handle))
+    assert [a["model.activation"] for a in arms] == ["relu", "tanh"] and arms[0]["baseline"] == "True"
+    assert arms[1]["test"] == "paired" and float(arms[1]["ci_low"]) <= float(arms[1]["mean"])
+    for figure in ("results", "curves"):
+        assert (out / f"{figure}.png").stat().st_size > 5000
+        assert (out / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
 
 
 def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
@@ -106,6 +142,46 @@ def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
     assert len(study.trials) == 5 and study.trials[3].state.name == "FAIL"
     assert study.trials[4].user_attrs["job"] == 4 and (sweep / "4" / "metrics.json").exists()
     assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "4"]
+
+
+def test_optuna_prunes_bad_trials_before_their_last_epoch(tmp_path, mnist_dir):
+    optuna = pytest.importorskip("optuna")
+    sweep = tmp_path / "pruned"
+    search = [
+        "hparams_search=mlp_mnist",
+        f"paths.data_dir={mnist_dir}",
+        "trainer.max_epochs=3",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweeper.sampler=random",
+        "hydra.sweeper.seed=4",  # asks lr 0.01 first (it sets the median), then lr 0
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.pruner_kwargs.n_startup_trials=1",
+        "hydra.sweeper.pruner_kwargs.n_warmup_steps=0",
+        "model.optimizer.lr=choice(0.01,0.0)",  # lr 0 never learns: below the median from epoch 1 on
+    ]
+    multirun(tmp_path, *search)
+    study = optuna.load_study(study_name="mlp_mnist", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    trials = study.trials
+    print([(t.number, t.state.name, t.params["model.optimizer.lr"], t.last_step) for t in trials])
+    assert trials[0].state.name == "COMPLETE" and trials[0].params["model.optimizer.lr"] == 0.01
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and all(t.params["model.optimizer.lr"] == 0.0 for t in pruned)
+    for trial in pruned:
+        assert trial.last_step < 2  # epochs 0..2: stopped before the last one
+        job = metrics(sweep / str(trial.user_attrs["job"]))
+        assert job["status"] == "failed" and job["error"].startswith("TrialPruned")
+    assert all(len(t.intermediate_values) == 3 for t in trials if t.state.name == "COMPLETE")
+    assert (sweep / "optimization_history.png").stat().st_size > 5000
+
+    # killed mid-trial (a trial left RUNNING), then resumed: pruned trials count as done, 2 more run
+    study.ask()
+    multirun(tmp_path, *search[:-4], "hydra.sweeper.n_trials=6", *search[-3:])
+    study = optuna.load_study(study_name="mlp_mnist", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 7 and states[4] == "FAIL" and states[:4] == [t.state.name for t in trials]
+    assert states.count("COMPLETE") >= 2  # enough for parameter importances
+    for plot in ("optimization_history", "param_importances"):
+        assert (sweep / f"{plot}.png").stat().st_size > 5000
 
 
 def test_threads_and_objective_rules():

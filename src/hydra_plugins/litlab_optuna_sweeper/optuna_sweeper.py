@@ -1,10 +1,11 @@
 """A small Optuna sweeper: persistent (SQLite) studies that resume, and failed trials that don't stop the study.
 
-Why not hydra-optuna-sweeper 1.2.0: it resolves to optuna 2.10, which breaks on SQLAlchemy 2; a
-restarted search runs ``n_trials`` more and rewrites job dirs 0..n-1; and one failed trial ends the
-study. Here ``n_trials`` is the study's total: a rerun of the same command (same sweep dir, same
-storage) runs only the trials still missing, numbering new job dirs after the old ones. A job that
-returns NaN (litlab's failed jobs do) is told to Optuna as FAIL and the study goes on.
+Why not hydra-optuna-sweeper: 1.3.0 supports Optuna 4, but a restarted search runs ``n_trials``
+more and rewrites job dirs 0..n-1, and it cannot prune. Pruning here: ``pruner=median|hyperband``
+adds litlab.sweeps.pruning.OptunaPruning to each trial's job. ``n_trials`` is the study's total: a
+rerun of the same command (same sweep dir, same storage) runs only the trials still missing,
+numbering new job dirs after the old ones. A job that returns NaN (litlab's failed jobs do) is told
+to Optuna as FAIL and the study goes on.
 
 Search space: the official plugin's override syntax, in ``hydra.sweeper.params`` or on the command
 line: ``choice(a,b)``, ``range(1,5)``, ``interval(1e-4,1e-2)``, ``tag(log, interval(...))``,
@@ -29,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "random")
+PRUNERS = ("none", "median", "hyperband")
 
 
 def distribution(override: Override) -> Any:
@@ -63,9 +65,16 @@ class OptunaSweeper(Sweeper):
         sampler: str = "tpe",
         seed: int | None = None,
         params: dict[str, str] | None = None,
+        pruner: str = "none",
+        pruner_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"hydra.sweeper.sampler={sampler}: choose one of {SAMPLERS}")
+        if (
+            pruner not in PRUNERS
+        ):  # litlab.sweeps.pruning.PRUNERS, not imported here: Hydra loads plugins early
+            raise ValueError(f"hydra.sweeper.pruner={pruner}: choose one of {PRUNERS}")
+        self.pruner, self.pruner_kwargs = pruner, dict(pruner_kwargs or {})
         self.study_name, self.storage, self.direction = study_name, storage, direction
         self.n_trials, self.n_jobs, self.sampler, self.seed = n_trials, max(1, n_jobs), sampler, seed
         self.params = dict(params or {})
@@ -95,6 +104,7 @@ class OptunaSweeper(Sweeper):
             storage=self.storage,
             sampler=sampler_cls(seed=self.seed),
             direction=self.direction,
+            pruner=self.make_pruner(),
             load_if_exists=True,
         )
         # trials left RUNNING by a killed search never finish: close them so they are asked again
@@ -102,6 +112,27 @@ class OptunaSweeper(Sweeper):
             log.warning(f"trial {trial.number} was interrupted: marked failed, it will be run again")
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         return study
+
+    def make_pruner(self) -> Any:
+        from litlab.sweeps.pruning import make_pruner
+
+        return make_pruner(self.pruner, self.pruner_kwargs)
+
+    def pruning_override(self, trial: Any) -> list[str]:
+        """The job's callback that reports the optimised metric to this trial every epoch."""
+        monitor = self.config.get("optimized_metric")
+        if self.pruner == "none" or not monitor:
+            return []
+        fields = {
+            "_target_": "litlab.sweeps.pruning.OptunaPruning",
+            "storage": self.storage,
+            "study_name": self.study_name,
+            "trial_id": trial._trial_id,
+            "monitor": monitor,
+            "pruner": self.pruner,
+            "pruner_kwargs": self.pruner_kwargs,
+        }
+        return [f"+callbacks.optuna_pruning={hydra_value(fields)}"]
 
     def sweep(self, arguments: list[str]) -> None:
         import optuna
@@ -111,7 +142,7 @@ class OptunaSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         space, fixed = self.search_space(arguments)
         study = self.open_study()
-        done = [t for t in study.trials if t.user_attrs.get("status") in ("completed", "failed")]
+        done = [t for t in study.trials if t.user_attrs.get("status") in ("completed", "failed", "pruned")]
         log.info(f"Optuna study {self.study_name} ({self.storage}): {len(done)}/{self.n_trials} trials done")
         job_idx = len(study.trials)  # new job dirs follow the old ones: nothing is overwritten
         remaining = self.n_trials - len(done)
@@ -124,7 +155,12 @@ class OptunaSweeper(Sweeper):
                     "keep the original params, or start a new study (hydra.sweep.dir=... or hydra.sweeper.study_name=...)"
                 ) from error
             batch: Sequence[Sequence[str]] = [
-                (*fixed, *(f"{key}={value}" for key, value in trial.params.items())) for trial in trials
+                (
+                    *fixed,
+                    *(f"{key}={value}" for key, value in trial.params.items()),
+                    *self.pruning_override(trial),
+                )
+                for trial in trials
             ]
             returns = self.launcher.launch(batch, initial_job_idx=job_idx)
             for trial, job in zip(trials, returns, strict=True):
@@ -137,6 +173,7 @@ class OptunaSweeper(Sweeper):
             summary.update(best_value=study.best_value, best_params=study.best_params)
             log.info(f"Best {self.direction} value {study.best_value:.4f} with {study.best_params}")
         OmegaConf.save(OmegaConf.create(summary), sweep_dir / "optimization_results.yaml")
+        write_plots(study, sweep_dir)
 
     @staticmethod
     def tell(study: Any, trial: Any, job: Any, job_idx: int) -> None:
@@ -148,9 +185,67 @@ class OptunaSweeper(Sweeper):
             log.warning(f"trial {trial.number} (job {job_idx}) failed: {error}")
             value = math.nan
         trial.set_user_attr("job", job_idx)
-        if math.isfinite(value):
+        if pruned(job):
+            trial.set_user_attr("status", "pruned")
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif math.isfinite(value):
             trial.set_user_attr("status", "completed")
             study.tell(trial, value)
         else:
             trial.set_user_attr("status", "failed")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def hydra_value(value: Any) -> str:
+    """A Python value in Hydra's override syntax: dicts as {k:v}, strings quoted."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{key}:{hydra_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
+
+
+def pruned(job: Any) -> bool:
+    """The job stopped on ``optuna.TrialPruned`` (its metrics.json records the error)."""
+    import json
+
+    try:
+        output_dir = Path(job.hydra_cfg.hydra.runtime.output_dir)  # the job dir (cwd may be elsewhere)
+        result = json.loads((output_dir / "metrics.json").read_text())
+    except (AttributeError, OSError, TypeError, ValueError):
+        return False
+    return str(result.get("error", "")).startswith("TrialPruned")
+
+
+def write_plots(study: Any, sweep_dir: Path) -> None:
+    """optimization_history.png and param_importances.png in the sweep dir (when enough trials finished)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as vis
+
+    def importances(study: Any) -> Any:  # PED-ANOVA is Optuna's own; fANOVA would need scikit-learn
+        return vis.plot_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+
+    for name, plot in (
+        ("optimization_history", vis.plot_optimization_history),
+        ("param_importances", importances),
+    ):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = plot(study)
+        except Exception as error:  # too few completed trials, or a single parameter value
+            log.warning(f"no {name}.png: {type(error).__name__}: {error}")
+            continue
+        figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        figure.set_size_inches(6, 4)
+        figure.tight_layout()
+        figure.savefig(sweep_dir / f"{name}.png", dpi=150)
+        plt.close(figure)

@@ -1,1 +1,2 @@
-"""Sweeps: per-job threading, resume and objectives (``jobs``), and sweep reports (``collect``, ``report``)."""
+"""Sweeps: per-job threading, resume and objectives (``jobs``), sweep reports (``collect``, ``report``,
+``tables``) and their statistics (``stats``, ``summary``)."""

@@ -49,6 +49,16 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
+def public(key: str, value: str) -> str:
+    """An override as a committed report may show it: no machine's paths (``paths.data_dir=<data>``,
+    any other absolute or home path ``<path>``), which say nothing about the result and leak a layout."""
+    if key == "paths.data_dir":
+        return f"{key}=<data>"
+    if value.strip("'\"").startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/")):
+        return f"{key}=<path>"
+    return f"{key}={value}"
+
+
 def short(value: str) -> str:
     """Optuna's float parameters to 4 significant digits; everything else as given."""
     try:

@@ -9,6 +9,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from litlab.sweeps.collect import Group, short
+from litlab.sweeps.summary import Summary, scale
+
+COLUMN = 3.4  # inches: one column of a two-column paper; fonts stay legible at 100 %
 
 
 def _number(text: str) -> float | None:
@@ -26,6 +29,50 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig, path: Path) -> None:
+    """PNG for the README, PDF (vector) for the paper, side by side."""
+    fig.savefig(path.with_suffix(".png"), dpi=200, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+
+
+def plot_arms(path: Path, summary: Summary) -> bool:
+    """Dot-and-whisker: one row per arm (labels never overlap), mean with its 95 % CI, the baseline's
+    mean as a dashed line, the value axis fitted to the data (not forced to 0), the best arm filled."""
+    arms = [a for a in summary.arms if not math.isnan(a.mean)]
+    if not arms:
+        return False
+    plt = _pyplot()
+    unit = scale(summary.metric)
+    fig, ax = plt.subplots(figsize=(COLUMN, 0.28 * len(arms) + 0.9))
+    for y, arm in enumerate(arms):
+        low, high = (arm.low, arm.high) if math.isfinite(arm.low) else (arm.mean, arm.mean)
+        colour = "tab:red" if arm.is_baseline else "tab:blue"
+        ax.errorbar(
+            unit * arm.mean,
+            y,
+            xerr=[[unit * (arm.mean - low)], [unit * (high - arm.mean)]],
+            fmt="o",
+            color=colour,
+            mfc=colour if arm.best else "white",
+            ms=4,
+            capsize=2,
+            lw=1,
+        )
+    base = next((a for a in arms if a.is_baseline), None)
+    if base is not None and len(summary.baseline) == len(base.group.params):
+        ax.axvline(unit * base.mean, color="tab:red", ls="--", lw=0.8, label="baseline")
+        ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False)  # above the axes
+    ax.set_yticks(range(len(arms)), [label(a.group.params) for a in arms], fontsize=7)
+    ax.invert_yaxis()  # the table's order, top to bottom
+    ax.tick_params(axis="x", labelsize=7)
+    units = " (%)" if unit == 100.0 else ""
+    ax.set_xlabel(f"{summary.metric}{units}, mean and 95 % CI", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    save(fig, path)
+    plt.close(fig)
+    return True
 
 
 def label(params: dict[str, str], skip: str | None = None, sep: str = ", ") -> str:
@@ -53,6 +100,12 @@ def grouped_bars(ax, groups: list[Group], keys: list[str], metric: str) -> None:
     ax.set_xticks(range(len(xs)), [short(x) for x in xs], rotation=30, ha="right", fontsize=8)
     ax.set_xlabel(x_key)
     ax.legend(fontsize=7)
+
+
+def numeric_keys(groups: list[Group], keys: list[str], metric: str) -> list[str]:
+    """Swept keys whose every value is a number (a learning rate, a width): worth a trend line."""
+    groups = [g for g in groups if g.values(metric)]
+    return [k for k in keys if groups and all(_number(g.params[k]) is not None for g in groups)]
 
 
 def plot_metric(path: Path, groups: list[Group], keys: list[str], metric: str) -> bool:
@@ -97,7 +150,7 @@ def plot_metric(path: Path, groups: list[Group], keys: list[str], metric: str) -
     ax.set_ylabel(f"{metric} (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save(fig, path)
     plt.close(fig)
     return True
 
@@ -123,8 +176,10 @@ def read_curves(job_dir: Path) -> dict[str, dict[int, float]]:
 
 def plot_curves(path: Path, groups: list[Group], panels: tuple[str, ...] = ("val/acc", "train/loss")) -> bool:
     """Mean learning curves over seeds of the given configurations."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(COLUMN * len(panels) / 1.3, 2.6))
     drawn = False
     for group in groups:
         runs = [read_curves(j.path) for j in group.jobs if j.status == "completed" and j.path]
@@ -136,14 +191,16 @@ def plot_curves(path: Path, groups: list[Group], panels: tuple[str, ...] = ("val
             ax.plot([e + 1 for e in epochs], means, marker=".", label=label(group.params))
             drawn = True
     for ax, metric in zip(axes, panels, strict=True):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel(metric, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    if drawn:
-        fig.suptitle("learning curves (mean over seeds)", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if drawn:  # one legend for both panels, below them: every arm, none hidden behind a curve
+        fig.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2)
+        fig.suptitle("learning curves (mean over seeds)", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        save(fig, path)
     plt.close(fig)
     return drawn

@@ -1,29 +1,27 @@
-"""Turn a sweep dir into results.csv, results.md, a metric plot and learning curves.
+"""Turn a sweep dir into results.md, results.tex, results.csv (one row per job), summary.csv (one row per
+configuration) and figures, each as PNG and PDF: results (dot-and-whisker, 95 % CIs), trend (against a
+numeric swept key) and curves (learning curves).
 
-One row per configuration (the swept overrides other than the seed), metrics as mean ± std over the
-completed seeds, with the number of seeds, failures and missing jobs shown, so a partly finished or
-partly failed sweep still gives an honest table.
+One row per configuration (the swept overrides other than the seed). The primary metric gets n,
+mean ± std, a 95 % t-interval, and, when the study names a baseline arm, Δ vs the baseline with its CI
+and a Holm-corrected p-value (litlab.sweeps.summary); failed and missing jobs are counted, so a partly
+finished or partly failed sweep still gives an honest table.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
-from litlab.sweeps.collect import SEED_KEY, Group, Job, group_jobs, load_sweep, short, swept_keys
-from litlab.sweeps.plots import plot_curves, plot_metric
+from omegaconf import OmegaConf
+
+from litlab.sweeps.collect import SEED_KEY, Group, Job, group_jobs, load_sweep, public, swept_keys
+from litlab.sweeps.latex import write_latex, write_summary_csv
+from litlab.sweeps.plots import numeric_keys, plot_arms, plot_curves, plot_metric
+from litlab.sweeps.summary import Summary, parse_baseline, summarise
+from litlab.sweeps.tables import legend, markdown_table, table_rows
 
 DEFAULT_METRICS = ("test/acc", "val/acc_best", "train/acc", "gap", "wall_time_s")
-PERCENT = ("acc", "gap")  # metrics shown in % in the markdown table
-
-
-def fmt(metric: str, mean: float, std: float, n: int) -> str:
-    if math.isnan(mean):
-        return "—"
-    scale = 100.0 if any(p in metric for p in PERCENT) else 1.0
-    digits = 2 if scale == 100.0 or abs(mean) < 100 else 0
-    return f"{scale * mean:.{digits}f}" + (f" ± {scale * std:.{digits}f}" if n > 1 else "")
 
 
 def markdown(
@@ -33,11 +31,14 @@ def markdown(
     keys: list[str],
     metrics: list[str],
     figures: list[str],
+    summary: Summary,
 ) -> str:
     counts = {
         s: sum(j.status == s for j in jobs) for s in ("completed", "failed", "unfinished", "not started")
     }
-    fixed = sorted({f"{k}={v}" for j in jobs for k, v in j.params.items() if k not in keys and k != SEED_KEY})
+    fixed = sorted(
+        {public(k, v) for j in jobs for k, v in j.params.items() if k not in keys and k != SEED_KEY}
+    )
     lines = [
         f"# Sweep report: `{sweep_dir.name}`",
         "",
@@ -49,20 +50,11 @@ def markdown(
     lines += [
         "Accuracies and the train-test gap (final train accuracy minus test accuracy) in %, "
         "mean ± std over the completed seeds.",
+        *legend(summary),
         "",
     ]
-    header = [*keys, "seeds", "failed", "missing", *metrics]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for group in groups:
-        n = group.count("completed")
-        cells = [
-            *(short(v) for v in group.params.values()),
-            str(n),
-            str(group.count("failed")),
-            str(group.count("unfinished", "not started")),
-        ]
-        cells += [fmt(m, *group.mean_std(m), len(group.values(m))) for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
+    header, rows, best = table_rows(summary, groups, keys, metrics)
+    lines += markdown_table(header, rows, best, header.index(f"{summary.metric} (mean ± std)"))
     problems = [j for j in jobs if j.status != "completed"]
     if problems:
         lines += ["", "## Failed and missing jobs", ""]
@@ -77,20 +69,21 @@ def markdown(
                 }.get(job.status, "")
             )
             params = job.params
-            shown = " ".join(f"{k}={params[k]}" for k in [*keys, SEED_KEY] if k in params)
-            lines.append(f"- {where}{job.status}: `{shown or ' '.join(job.overrides)}` — {detail}")
+            shown = " ".join(public(k, params[k]) for k in [*keys, SEED_KEY] if k in params)
+            lines.append(f"- {where}{job.status}: `{shown}` — {detail}")
         lines += ["", "Rerun the same command with `resume=true` (same `hydra.sweep.dir`) to run only these."]
     lines += [""] + [f"![{name}]({name})" for name in figures]
     return "\n".join(lines) + "\n"
 
 
 def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
+    """The tidy per-run table: one row per job, its swept overrides, seed, all its overrides (machine
+    paths replaced), every final metric and the error."""
     metric_names = sorted({m for j in jobs for m in j.metrics})
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            ["job", "status", *keys, *([SEED_KEY] if SEED_KEY not in keys else []), *metric_names, "error"]
-        )
+        seed = [SEED_KEY] if SEED_KEY not in keys else []
+        writer.writerow(["job", "status", *keys, *seed, "overrides", *metric_names, "error"])
         for job in jobs:
             params = job.params
             writer.writerow(
@@ -98,11 +91,18 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
                     job.path.name if job.path else "",
                     job.status,
                     *(params.get(k, "") for k in keys),
-                    *([params.get(SEED_KEY, "")] if SEED_KEY not in keys else []),
+                    *([params.get(SEED_KEY, "")] if seed else []),
+                    " ".join(public(k, v) for k, v in params.items()),
                     *(job.metrics.get(m, "") for m in metric_names),
                     job.error.splitlines()[0] if job.error else "",
                 ]
             )
+
+
+def study_baseline(sweep_dir: Path) -> dict[str, str]:
+    """The ``baseline`` a study config put into the sweep's composed config (multirun.yaml)."""
+    path = sweep_dir / "multirun.yaml"
+    return parse_baseline(OmegaConf.load(path).get("baseline")) if path.exists() else {}
 
 
 def write_report(
@@ -111,21 +111,30 @@ def write_report(
     metrics: tuple[str, ...] = DEFAULT_METRICS,
     primary: str = "test/acc",
     curves: int = 3,
+    baseline: dict[str, str] | None = None,
 ) -> Path:
-    """Write the four outputs into ``out_dir`` (default: the sweep dir); returns results.md."""
+    """Write the outputs into ``out_dir`` (default: the sweep dir); returns results.md. ``baseline``
+    (key -> value) defaults to the study's own, read from multirun.yaml."""
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = load_sweep(sweep_dir)
     keys = [k for k in swept_keys(jobs) if k != SEED_KEY]
     groups = group_jobs(jobs, keys)
     shown = [m for m in metrics if any(m in j.metrics for j in jobs)] or [primary]
+    if primary not in shown:
+        shown.insert(0, primary)
+    summary = summarise(groups, primary, study_baseline(sweep_dir) if baseline is None else baseline)
     write_csv(out_dir / "results.csv", jobs, keys)
+    write_summary_csv(out_dir / "summary.csv", summary, groups, shown)
+    write_latex(out_dir / "results.tex", summary, groups, keys, shown)
     figures = []
-    if plot_metric(out_dir / "results.png", groups, keys, primary):
+    if plot_arms(out_dir / "results.png", summary):
         figures.append("results.png")
+    if numeric_keys(groups, keys, primary) and plot_metric(out_dir / "trend.png", groups, keys, primary):
+        figures.append("trend.png")
     ranked = sorted((g for g in groups if g.values(primary)), key=lambda g: -g.mean_std(primary)[0])
     if curves and plot_curves(out_dir / "curves.png", ranked[:curves]):
         figures.append("curves.png")
     path = out_dir / "results.md"
-    path.write_text(markdown(sweep_dir, jobs, groups, keys, shown, figures))
+    path.write_text(markdown(sweep_dir, jobs, groups, keys, shown, figures, summary))
     return path
