@@ -132,6 +132,7 @@ def kill_mid_write(command: list[str], env: dict, folder: Path, tmpdir: Path, mi
     pytest.fail(f"the run never wrote a checkpoint: {proc.stderr.read().decode()[-3000:]}")
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("tmpdir_kind", ["other_filesystem", "same_filesystem"])
 def test_killed_checkpoint_writes_leave_only_loadable_checkpoints(tmp_path, tmpdir_kind):
     tmpdir = other_filesystem_tmpdir(tmp_path) if tmpdir_kind == "other_filesystem" else tmp_path / "tmp"

@@ -111,6 +111,7 @@ def leftovers(data_dir: Path) -> list[str]:
     return [p.name for p in data_dir.iterdir() if "extracting" in p.name or p.name.endswith(".part")]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("kill_first", [False, True])
 def test_two_launches_a_second_apart_both_load_intact_data(tmp_path, kill_first):
     data_dir = tmp_path / "data"
@@ -136,6 +137,7 @@ def test_two_launches_a_second_apart_both_load_intact_data(tmp_path, kill_first)
     assert not leftovers(data_dir)
 
 
+@pytest.mark.heavy
 def test_a_killed_extraction_is_redone(tmp_path):
     data_dir = tmp_path / "data"
     expected = write_slow_archive(data_dir)

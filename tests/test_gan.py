@@ -80,6 +80,7 @@ def test_gan_with_classifier_callbacks_names_callbacks_gan(run_script, mnist_dir
     assert "callbacks=gan" in run.proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.heavy
 def test_dcgan_samples_and_scores_with_a_template_classifier(run_script, mnist_dir):
     gan = run_script(
         "model=dcgan", "data=mnist", "data.normalize=symmetric", f"paths.data_dir={mnist_dir}",
@@ -115,6 +116,7 @@ def test_trainer_gradient_clipping_is_a_one_line_error(run_script, mnist_dir):
     assert "model.gradient_clip_val=1.0" in run.output
 
 
+@pytest.mark.heavy
 def test_conditional_dcgan_draws_the_class_it_is_given(run_script, mnist_dir):
     """model.conditional: G(z, y) depends on y, D gets a class embedding, per-class grids need no classifier."""
     gan = run_script(

@@ -21,6 +21,7 @@ FAST = [
 TIMM = ["model=timm", "model.backbone=test_resnet", "model.optimizer.lr=0.01", *FAST, "data.batch_size=16"]
 
 
+@pytest.mark.heavy
 def test_timm_backbone_learns_and_transfers_to_one_channel_mnist(run_script, cifar_dir, mnist_dir):
     source = run_script(
         *TIMM, f"paths.data_dir={cifar_dir}", "data.class_subset=[0,1,2,3,4]", "trainer.max_epochs=3"

@@ -145,14 +145,15 @@ def write_metrics(result: dict[str, Any], output_dir: Path) -> Path:
 
 @rank_zero_only
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
-    """A failed job leaves metrics.json with status=failed and the error, for sweeps and reports."""
+    """A failed job leaves metrics.json with status=failed and the error, for sweeps and reports. An
+    Optuna trial stopped by its pruner (``TrialPruned``) is status=pruned: stopped early on purpose."""
     output_dir = Path(cfg.paths.output_dir)
     write_metrics(
         {
             "task_name": cfg.task_name,
             "overrides": hydra_overrides(),
             "seed": cfg.get("seed"),
-            "status": "failed",
+            "status": "pruned" if type(error).__name__ == "TrialPruned" else "failed",
             "error": f"{type(error).__name__}: {error}",
             "traceback": traceback.format_exception(error)[-12:],
         },

@@ -2,7 +2,7 @@
 
 Each job's failure is caught and recorded in its ``metrics.json`` so the sweep goes on; Hydra then
 exits 0 whatever happened. This Hydra callback runs once after the last job, counts the sweep's job
-folders whose ``metrics.json`` is not ``completed`` (any launcher: it reads the files, not
+folders whose ``metrics.json`` is neither ``completed`` nor ``pruned`` (any launcher: it reads the files, not
 in-process state), prints one summary line and exits 1. ``fail_on_job_errors=false`` opts out.
 """
 
@@ -34,7 +34,11 @@ class FailedJobsExit(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         statuses = job_statuses(sweep_dir)
-        failed = sorted((name for name, status in statuses.items() if status != "completed"), key=_job_order)
+        # a pruned Optuna trial stopped early on purpose: not a failure
+        failed = sorted(
+            (name for name, status in statuses.items() if status not in ("completed", "pruned")),
+            key=_job_order,
+        )
         if not failed:
             return
         print(
