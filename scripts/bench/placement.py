@@ -8,6 +8,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import litlab  # noqa: E402, F401  (first: makes torchvision, and so lightning, importable here)
+
 sys.path.insert(0, str(Path(__file__).parent))
 from core import template_images_per_s  # noqa: E402
 
@@ -39,6 +41,6 @@ def run(data_dir: Path) -> str:
             f"{ROUNDS} rounds of {STEPS} timed steps after 5 warm-up steps, each measuring both placements in turn "
             "(odd rounds in reverse order). On a CPU the training device is the host, so both run the same code "
             "and no loss is expected; on a GPU the set is moved once at setup and each step gathers its batch "
-            "there instead of copying it from pageable host memory (no GPU figure yet: see the GPU section).",
+            "there instead of copying it from pageable host memory (no GPU has run it yet).",
         ]
     )
