@@ -1,4 +1,5 @@
-"""What every litlab data module shares: a global batch size, a checkpointed shuffle order, a seeded split."""
+"""What every litlab data module shares: a global batch size, a checkpointed shuffle order, a seeded split
+(a held-out validation set, or one fold of a stratified k-fold split of the training set)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,34 @@ def seeded_split(n: int, val_size: int, seed: int, what: str) -> tuple[torch.Ten
     return order[val_size:], order[:val_size]
 
 
+def fold_split(labels: torch.Tensor, folds: int, fold: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train rows, validation rows) for fold ``fold`` of ``folds``: each class's rows are permuted by
+    ``data.split_seed`` and dealt round-robin into the folds, so the folds are disjoint, cover the
+    training split, keep its class balance, and are the same for every run seed and every fold."""
+    generator = torch.Generator().manual_seed(seed)
+    fold_of = torch.empty(len(labels), dtype=torch.long)
+    offset = 0  # each class starts dealing where the last one stopped: fold sizes differ by at most 1
+    for label in torch.unique(labels):
+        rows = torch.nonzero(labels == label).flatten()
+        rows = rows[torch.randperm(len(rows), generator=generator)]
+        fold_of[rows] = (torch.arange(len(rows)) + offset) % folds
+        offset += len(rows)
+    return torch.nonzero(fold_of != fold).flatten(), torch.nonzero(fold_of == fold).flatten()
+
+
+def check_folds(folds: int | None, fold: int) -> None:
+    if folds is None:
+        if fold:
+            raise ConfigError(
+                f"data.fold={fold} needs data.folds=k (k-fold cross-validation); e.g. data.folds=5"
+            )
+        return
+    if not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"data.folds={folds!r} must be an integer >= 2, or null for the val_size split")
+    if not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ConfigError(f"data.fold={fold!r} must be one of 0..{folds - 1} (data.folds={folds})")
+
+
 class ShuffledDataModule(L.LightningDataModule):
     """``batch_size`` is global: each process of a distributed run loads ``device_batch_size``.
 
@@ -27,6 +56,21 @@ class ShuffledDataModule(L.LightningDataModule):
 
     batch_size: int
     shuffle_rng: torch.Generator | None = None
+    val_size: int
+    split_seed: int
+    folds: int | None = None
+    fold: int = 0
+
+    def configure_split(self, val_size: int, split_seed: int, folds: int | None, fold: int) -> None:
+        check_folds(folds, fold)
+        self.val_size, self.split_seed, self.folds, self.fold = val_size, split_seed, folds, fold
+
+    def split_rows(self, labels: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train rows, validation rows): fold ``data.fold`` of ``data.folds`` when k-fold is on,
+        else the seeded ``data.val_size`` hold-out. The test split is never touched."""
+        if self.folds is not None:
+            return fold_split(labels, self.folds, self.fold, self.split_seed)
+        return seeded_split(len(labels), self.val_size, self.split_seed, what)
 
     @property
     def device_batch_size(self) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from litlab.data.base import ShuffledDataModule, seeded_split
+from litlab.data.base import ShuffledDataModule
 from litlab.data.batching import (
     TensorBatchDataset,
     alternating_hflip,
@@ -39,6 +39,8 @@ class InMemoryImageDataModule(ShuffledDataModule):
         eval_batch_size: int = 1000,
         val_size: int = 5000,
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
         normalize: str = "standard",
         crop_padding: int = 0,
         hflip: bool = False,
@@ -68,8 +70,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = batch_size  # global: divided over the processes of a distributed run
         self.eval_batch_size = eval_batch_size
-        self.val_size = val_size
-        self.split_seed = split_seed
+        self.configure_split(val_size, split_seed, folds, fold)
         self.normalize = normalize
         self.crop_padding = crop_padding
         self.hflip = hflip
@@ -129,7 +130,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
 
     def _setup_train_val(self) -> None:
         images, labels = self._select_classes(*self.load_split(train=True))
-        train_idx, val_idx = seeded_split(len(labels), self.val_size, self.split_seed, "images")
+        train_idx, val_idx = self.split_rows(labels, "images")
         train_idx = self._label_budget(train_idx, labels)
         images, labels = self.placed(images, labels)  # the row indices stay on the host
         self.splits["train"] = TensorBatchDataset(images, labels, rows=train_idx)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from litlab.data.base import ShuffledDataModule, seeded_split
+from litlab.data.base import ShuffledDataModule
 from litlab.data.batching import TensorBatchDataset
 from litlab.data.cache import cached
 from litlab.data.download import extract_once, find_or_download, is_writable_dir, offline_hint
@@ -125,6 +125,8 @@ class IMDBDataModule(ShuffledDataModule):
         eval_batch_size: int = 256,
         val_size: int = 5000,
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int = 0,
         max_len: int = 400,
         truncation: str = "pre",
         max_size: int = 20000,
@@ -145,7 +147,7 @@ class IMDBDataModule(ShuffledDataModule):
             )
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.val_size, self.split_seed = val_size, split_seed
+        self.configure_split(val_size, split_seed, folds, fold)
         self.max_len, self.truncation = max_len, truncation
         self.max_size, self.min_freq, self.lowercase = max_size, min_freq, lowercase
         self.bucket, self.download, self.drop_last = bucket, download, drop_last
@@ -186,14 +188,8 @@ class IMDBDataModule(ShuffledDataModule):
             for name in CLASSES:
                 class_dir = source / split / name
                 stats = [f.stat() for f in os.scandir(class_dir)] if class_dir.is_dir() else []
-                entries.append(
-                    [
-                        f"{split}/{name}",
-                        len(stats),
-                        sum(s.st_size for s in stats),
-                        max((s.st_mtime_ns for s in stats), default=0),
-                    ]
-                )
+                newest = max((s.st_mtime_ns for s in stats), default=0)
+                entries.append([f"{split}/{name}", len(stats), sum(s.st_size for s in stats), newest])
         return [str(source.resolve()), entries]
 
     # --- encoding and its cache --------------------------------------------------------------
@@ -248,7 +244,7 @@ class IMDBDataModule(ShuffledDataModule):
         ids, offsets, labels = encoded["train"]
         tokens, lengths = pad_ragged(ids, offsets, self.max_len, self.truncation)
         self.warn_if_vocab_too_small(ids)
-        train_idx, val_idx = seeded_split(len(labels), self.val_size, self.split_seed, "reviews")
+        train_idx, val_idx = self.split_rows(labels, "reviews")
         self.splits["train"] = TensorBatchDataset(tokens[train_idx], lengths[train_idx], labels[train_idx])
         self.splits["val"] = TensorBatchDataset(tokens[val_idx], lengths[val_idx], labels[val_idx])
         ids, offsets, labels = encoded["test"]

@@ -19,6 +19,9 @@ from omegaconf import OmegaConf
 from litlab.errors import DataError
 
 SEED_KEY = "seed"
+FOLD_KEY = "data.fold"
+# Jobs that differ only in these are replicates of one configuration: seeds, and k-fold folds
+REPLICATE_KEYS = (SEED_KEY, FOLD_KEY)
 BOOKKEEPING = {"resume", "threads", "paths.log_dir", "hydra/launcher", "hydra/sweeper"}
 
 
@@ -137,9 +140,15 @@ def swept_keys(jobs: list[Job]) -> list[str]:
     return [k for k, v in values.items() if len(set(v)) > 1 or len(v) < len(jobs)]
 
 
+def replicate_id(job: Job, default: str) -> str:
+    """Which replicate a job is (its seed and fold), so arms pair up on the same seed and fold."""
+    params = job.params
+    return ",".join(f"{k}={params[k]}" for k in REPLICATE_KEYS if k in params) or default
+
+
 @dataclass
 class Group:
-    """One configuration: the jobs that differ only in their seed."""
+    """One configuration: the jobs that differ only in their seed or fold (``REPLICATE_KEYS``)."""
 
     params: dict[str, str]
     jobs: list[Job]

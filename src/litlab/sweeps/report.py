@@ -2,7 +2,7 @@
 configuration) and figures, each as PNG and PDF: results (dot-and-whisker, 95 % CIs), trend (against a
 numeric swept key) and curves (learning curves).
 
-One row per configuration (the swept overrides other than the seed). The primary metric gets n,
+One row per configuration (the swept overrides other than the seed and the k-fold fold). The primary metric gets n,
 mean ± std, a 95 % t-interval, and, when the study names a baseline arm, Δ vs the baseline with its CI
 and a Holm-corrected p-value (litlab.sweeps.summary); failed and missing jobs are counted, so a partly
 finished or partly failed sweep still gives an honest table.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from litlab.sweeps.collect import SEED_KEY, Group, Job, group_jobs, load_sweep, public, swept_keys
+from litlab.sweeps.collect import REPLICATE_KEYS, Group, Job, group_jobs, load_sweep, public, swept_keys
 from litlab.sweeps.latex import write_latex, write_summary_csv
 from litlab.sweeps.plots import numeric_keys, plot_arms, plot_curves, plot_metric
 from litlab.sweeps.summary import Summary, parse_baseline, summarise
@@ -37,7 +37,7 @@ def markdown(
         s: sum(j.status == s for j in jobs) for s in ("completed", "failed", "unfinished", "not started")
     }
     fixed = sorted(
-        {public(k, v) for j in jobs for k, v in j.params.items() if k not in keys and k != SEED_KEY}
+        {public(k, v) for j in jobs for k, v in j.params.items() if k not in keys and k not in REPLICATE_KEYS}
     )
     lines = [
         f"# Sweep report: `{sweep_dir.name}`",
@@ -49,7 +49,7 @@ def markdown(
         lines.append(f"Common overrides: `{' '.join(fixed)}`.")
     lines += [
         "Accuracies and the train-test gap (final train accuracy minus test accuracy) in %, "
-        "mean ± std over the completed seeds.",
+        "mean ± std over the completed seeds (and k-fold folds).",
         *legend(summary),
         "",
     ]
@@ -69,7 +69,7 @@ def markdown(
                 }.get(job.status, "")
             )
             params = job.params
-            shown = " ".join(public(k, params[k]) for k in [*keys, SEED_KEY] if k in params)
+            shown = " ".join(public(k, params[k]) for k in [*keys, *REPLICATE_KEYS] if k in params)
             lines.append(f"- {where}{job.status}: `{shown}` — {detail}")
         lines += ["", "Rerun the same command with `resume=true` (same `hydra.sweep.dir`) to run only these."]
     lines += [""] + [f"![{name}]({name})" for name in figures]
@@ -82,8 +82,8 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
     metric_names = sorted({m for j in jobs for m in j.metrics})
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        seed = [SEED_KEY] if SEED_KEY not in keys else []
-        writer.writerow(["job", "status", *keys, *seed, "overrides", *metric_names, "error"])
+        replicate = [k for k in REPLICATE_KEYS if k == "seed" or any(k in j.params for j in jobs)]
+        writer.writerow(["job", "status", *keys, *replicate, "overrides", *metric_names, "error"])
         for job in jobs:
             params = job.params
             writer.writerow(
@@ -91,7 +91,7 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
                     job.path.name if job.path else "",
                     job.status,
                     *(params.get(k, "") for k in keys),
-                    *([params.get(SEED_KEY, "")] if seed else []),
+                    *(params.get(k, "") for k in replicate),
                     " ".join(public(k, v) for k, v in params.items()),
                     *(job.metrics.get(m, "") for m in metric_names),
                     job.error.splitlines()[0] if job.error else "",
@@ -118,7 +118,7 @@ def write_report(
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = load_sweep(sweep_dir)
-    keys = [k for k in swept_keys(jobs) if k != SEED_KEY]
+    keys = [k for k in swept_keys(jobs) if k not in REPLICATE_KEYS]
     groups = group_jobs(jobs, keys)
     shown = [m for m in metrics if any(m in j.metrics for j in jobs)] or [primary]
     if primary not in shown:

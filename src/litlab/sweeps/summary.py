@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import OmegaConf
 
-from litlab.sweeps.collect import SEED_KEY, Group
+from litlab.sweeps.collect import Group, replicate_id
 from litlab.sweeps.stats import Comparison, compare, holm, seeds_needed, t_interval
 
 LOWER_IS_BETTER = ("loss", "time", "error", "gap", "perplexity")
@@ -46,7 +46,7 @@ def parse_baseline(value: object) -> dict[str, str]:
 
 def per_seed(group: Group, metric: str) -> dict[str, float]:
     return {
-        job.params.get(SEED_KEY, str(i)): job.metrics[metric]
+        replicate_id(job, str(i)): job.metrics[metric]
         for i, job in enumerate(group.jobs)
         if job.status == "completed" and metric in job.metrics
     }

@@ -97,7 +97,7 @@ def markdown_table(header: list[str], rows: list[list[str]], best: list[int], bo
 
 def legend(summary: Summary) -> list[str]:
     """What the columns mean, in one paragraph under the table's intro."""
-    text = f"n: completed seeds. 95 % CI: t-interval of the mean. The best {summary.metric} is in bold."
+    text = f"n: completed runs (seeds, or k-fold folds). 95 % CI: t-interval of the mean. The best {summary.metric} is in bold."
     if summary.has_baseline:
         base = " ".join(f"{k}={v}" for k, v in summary.baseline.items())
         text += (
