@@ -46,7 +46,8 @@ def run(data_dir: Path) -> str:
     started_here = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True).returncode != 0
     subprocess.run(["bash", str(CLUSTER), "start"], check=True)
     conf = subprocess.run(["bash", str(CLUSTER), "conf"], capture_output=True, text=True, check=True).stdout
-    env = {**os.environ, "SLURM_CONF": conf.strip(), "PYTHONPATH": str(ROOT / "scripts" / "bench")}
+    probes = os.pathsep.join(filter(None, [str(ROOT / "scripts" / "bench"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "SLURM_CONF": conf.strip(), "PYTHONPATH": probes}
     work = Path(tempfile.mkdtemp(prefix="slurm-overhead-"))
     train = [sys.executable, str(ROOT / "src" / "train.py"), *JOB, f"paths.data_dir={data_dir}"]
     rows = [
@@ -56,14 +57,24 @@ def run(data_dir: Path) -> str:
     overheads, queue_waits = [], []
     try:
         for i in range(RUNS):
-            _, direct = first_step([*train, f"hydra.run.dir={work / f'direct{i}'}"], work / f"direct{i}.txt", env)
+            _, direct = first_step(
+                [*train, f"hydra.run.dir={work / f'direct{i}'}"], work / f"direct{i}.txt", env
+            )
             sweep_dir = work / f"sweep{i}"
-            swept = [*train[:2], "-m", "hydra/launcher=submitit_slurm_cpu", *train[2:], f"hydra.sweep.dir={sweep_dir}"]
+            swept = [
+                *train[:2],
+                "-m",
+                "hydra/launcher=submitit_slurm_cpu",
+                *train[2:],
+                f"hydra.sweep.dir={sweep_dir}",
+            ]
             launched, slurm = first_step(swept, work / f"sweep{i}.txt", env)
             queued = job_started(sweep_dir) - launched
             overheads.append(slurm - direct)
             queue_waits.append(queued)
-            rows.append(f"| {i + 1} | {direct:.1f} s | {queued:.1f} s | {slurm:.1f} s | {slurm - direct:+.1f} s |")
+            rows.append(
+                f"| {i + 1} | {direct:.1f} s | {queued:.1f} s | {slurm:.1f} s | {slurm - direct:+.1f} s |"
+            )
     finally:
         if started_here:
             subprocess.run(["bash", str(CLUSTER), "stop"], check=False)
