@@ -98,8 +98,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             predictions = trainer.predict(model, datamodule=datamodule)
             result["predictions"] = torch.cat(predictions).tolist()
     except SystemExit as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit after RunState saved
-        if trainer.state.status != TrainerStatus.INTERRUPTED:
-            raise
+        ctrl_c = stop.code == 1  # Lightning exits 1 after a KeyboardInterrupt
+        if trainer.state.status != TrainerStatus.INTERRUPTED or not (
+            ctrl_c or isinstance(stop, SIGTERMException)
+        ):
+            raise  # another exit, e.g. submitit requeueing after a SLURM signal outside fit: nothing saved
         signal_name = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
         preemption = preemption_of(trainer)
         if preemption and preemption.signal_name:  # SLURM's time-limit / preemption warning
