@@ -38,6 +38,10 @@ install_packages() {
     command -v slurmd >/dev/null || missing+=(slurmd)
     command -v sinfo >/dev/null || missing+=(slurm-client)
     ((${#missing[@]})) || return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        log "missing ${missing[*]}: run as root, or apt-get install -y slurmctld slurmd slurm-client munge"
+        exit 1
+    fi
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q "${missing[@]}" >/dev/null ||
