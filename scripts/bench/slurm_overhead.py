@@ -54,7 +54,7 @@ def run(data_dir: Path) -> str:
         "| run | direct: launch -> first step | SLURM sweep: launch -> job process | -> first step | overhead |",
         "|---|---|---|---|---|",
     ]
-    overheads, queue_waits = [], []
+    overheads, queue_waits, in_job, directs = [], [], [], []
     try:
         for i in range(RUNS):
             _, direct = first_step(
@@ -72,18 +72,22 @@ def run(data_dir: Path) -> str:
             queued = job_started(sweep_dir) - launched
             overheads.append(slurm - direct)
             queue_waits.append(queued)
+            in_job.append(slurm - queued)
+            directs.append(direct)
             rows.append(
                 f"| {i + 1} | {direct:.1f} s | {queued:.1f} s | {slurm:.1f} s | {slurm - direct:+.1f} s |"
             )
     finally:
         if started_here:
             subprocess.run(["bash", str(CLUSTER), "stop"], check=False)
+    median = statistics.median
     return "\n".join(rows) + (
-        f"\n\nMedian overhead {statistics.median(overheads):.1f} s, of which {statistics.median(queue_waits):.1f} s "
-        "pass before submitit's job process starts (the sweep process starting up and composing the job, "
-        "sbatch, scheduling, srun); the rest is the job process importing the stack and loading the job "
-        "pickle again, which the direct run does once. Each run: `python src/train.py -m "
-        "hydra/launcher=submitit_slurm_cpu " + " ".join(JOB) + "` (one job) vs the same overrides without "
+        f"\n\nMedian overhead {median(overheads):.1f} s. submitit's job process starts a median "
+        f"{median(queue_waits):.1f} s after launch (the sweep process's own start-up, sbatch, scheduling, "
+        f"srun); from there to the first step takes {median(in_job):.1f} s, against {median(directs):.1f} s "
+        "for the direct run from its launch (the job process imports the stack again and unpickles the "
+        "job). Each run: `python src/train.py -m hydra/launcher=submitit_slurm_cpu " + " ".join(JOB) + "` "
+        "(one job) vs the same overrides without "
         "`-m`, timed from launch to the end of the first training step (`probes.FirstStepProbe`). The "
         "cluster: `scripts/slurm_cluster.sh` (two slurmd on this host, no accounting).\n"
     )
