@@ -293,3 +293,22 @@ def test_multirun_with_a_failed_job_exits_non_zero_after_the_others(tmp_path, op
     assert [metrics(sweep / str(i))["status"] for i in range(3)] == ["completed", "failed", "completed"]
     summary = proc.stderr.strip().splitlines()[-1]
     assert summary.startswith("litlab: 1 of 3 jobs failed (1); errors in ") and str(sweep) in summary
+
+
+def test_squeue_watcher_reads_job_states_and_ends_jobs_slurm_forgot():
+    """On a cluster without accounting the SLURM launcher watches jobs with squeue: its lines parse as
+    sacct's did, and a job gone from the queue (forgotten MinJobAge after it ended) counts as done."""
+    pytest.importorskip("submitit")
+    from litlab.sweeps.slurm import LEFT_QUEUE, QueueWatcher
+
+    watcher = QueueWatcher(delay_s=600)
+    for job in ("7_0", "7_1", "9"):
+        watcher.register_job(job)
+    assert watcher._make_command()[:2] == ["squeue", "--noheader"]
+    watcher._info_dict.update(watcher.read_info(b"7_0|RUNNING|vm\n7_1|COMPLETED|localhost\n"))
+    assert [watcher.get_state(job, mode="cache") for job in ("7_0", "7_1", "9")] == [
+        "RUNNING",
+        "COMPLETED",
+        LEFT_QUEUE,
+    ]
+    assert [watcher.is_done(job, mode="cache") for job in ("7_0", "7_1", "9")] == [False, True, True]

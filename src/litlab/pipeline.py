@@ -23,6 +23,7 @@ from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import install_hydra_relaunch, isolated_job
 from litlab.errors import ConfigError
+from litlab.preemption import Preemption, cluster_plugins, preemption_of
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
 
@@ -47,6 +48,7 @@ def build_run(
     )
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True), output_dir / "checkpoints"))
+    callbacks.append(Preemption())
     loggers = build_all(cfg.get("logger"), "logger")
     options: dict[str, Any] = {}
     # checkpoints come from the callbacks config alone: callbacks=none gets no Lightning default
@@ -55,7 +57,7 @@ def build_run(
     # checkpoints written atomically beside their target (Lightning's go through $TMPDIR), unless
     # the config brings its own plugins (+trainer.plugins=...)
     if not cfg.trainer.get("plugins"):
-        options["plugins"] = [AtomicCheckpointIO()]
+        options["plugins"] = [AtomicCheckpointIO(), *cluster_plugins()]
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **options)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -96,15 +98,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             predictions = trainer.predict(model, datamodule=datamodule)
             result["predictions"] = torch.cat(predictions).tolist()
     except SystemExit as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit after RunState saved
-        if trainer.state.status != TrainerStatus.INTERRUPTED:
-            raise
+        ctrl_c = stop.code == 1  # Lightning exits 1 after a KeyboardInterrupt
+        if trainer.state.status != TrainerStatus.INTERRUPTED or not (
+            ctrl_c or isinstance(stop, SIGTERMException)
+        ):
+            raise  # another exit, e.g. submitit requeueing after a SLURM signal outside fit: nothing saved
         signal_name = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
+        preemption = preemption_of(trainer)
+        if preemption and preemption.signal_name:  # SLURM's time-limit / preemption warning
+            signal_name = preemption.signal_name
         result.update(status="interrupted", signal=signal_name, epochs=trainer.current_epoch)
         result.update(
             global_step=trainer.global_step, ckpt_path=str(output_dir / "checkpoints" / INTERRUPTED)
         )
         finish(result, output_dir)
-        raise SystemExit(143 if signal_name == "SIGTERM" else 130) from None
+        if preemption:
+            preemption.requeue()
+        raise SystemExit(130 if signal_name == "SIGINT" else 143) from None
     finally:
         close_loggers()
     result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)

@@ -1,0 +1,1 @@
+"""litlab's SLURM launcher for Hydra (``hydra/launcher=submitit_slurm``); see ``slurm_launcher``."""
