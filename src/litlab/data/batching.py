@@ -27,7 +27,9 @@ class TensorBatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source[0]) if self.rows is None else len(self.rows)
 
-    def __getitem__(self, index: int | slice) -> tuple[torch.Tensor, ...]:
+    def __getitem__(self, index: int | slice | list[int]) -> tuple[torch.Tensor, ...]:
+        if isinstance(index, list):  # a whole batch from a batch-yielding sampler (litlab.data.sharding)
+            return self.__getitems__(index)
         if self.rows is not None:
             index = self.rows[index]
         return tuple(t[index] for t in self.source)
