@@ -37,8 +37,8 @@ def job_dir() -> Path:
 
 
 class WeightDigest(L.Callback):
-    """Per rank, a SHA-256 of the parameters of each top-level submodule after every training epoch
-    and at the end of fit (``<job dir>/digests/rank<N>.json``), and the optimisers' param groups.
+    """Per rank, a SHA-256 of the parameters of each top-level submodule at the start of training,
+    after every training epoch and at the end of fit (``<job dir>/digests/rank<N>.json``), and the optimisers' param groups.
     Parameters only: BatchNorm statistics are each rank's own between DDP's buffer broadcasts.
     ``save_weights``: also the parameters themselves (``rank<N>.pt``), for a tolerance comparison."""
 
@@ -59,6 +59,7 @@ class WeightDigest(L.Callback):
         return {name: h.hexdigest() for name, h in hashes.items()}
 
     def on_train_start(self, trainer, module) -> None:
+        self.record["start"] = self.digests(module)
         names = {id(p): n for n, p in module.named_parameters()}
         self.record["param_groups"] = [
             {

@@ -32,6 +32,8 @@ TINY = [
     "+callbacks.digest._target_=probes.WeightDigest",
 ]
 IMAGES = ["data.batch_size=16", "data.eval_batch_size=32", "data.val_size=100"]
+# a sweep over experiment= first composes the default model, which lacks the keys of some
+# experiments' models: "++" sets a key whether or not that config has it
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +135,10 @@ def test_gan_experiments_with_ema_and_r1(tmp_path, data_dir):
         f"experiment={','.join(experiments)}",
         f"paths.data_dir={data_dir}",
         "trainer.max_epochs=1",
-        "model.g_ema=0.9",
-        "model.r1_gamma=1.0",
-        "model.r1_every=1",
-        "model.num_samples=16",
+        "++model.g_ema=0.9",
+        "++model.r1_gamma=1.0",
+        "++model.r1_every=1",
+        "++model.num_samples=16",
         *DDP,
         *TINY,
         *IMAGES,
@@ -154,9 +156,9 @@ def test_transfer_experiments_with_gradual_unfreezing(tmp_path, data_dir):
         "transfer",
         "experiment=transfer_source,transfer_target",
         f"paths.data_dir={data_dir}",
-        "model.backbone=test_resnet",
-        "model.finetune=gradual",
-        "model.unfreeze_at=[1]",
+        "++model.backbone=test_resnet",
+        "++model.finetune=gradual",
+        "++model.unfreeze_at=[1]",
         "data.labels_per_class=null",
         "trainer.max_epochs=2",
         *DDP,
@@ -220,16 +222,23 @@ def test_perceptron_predicts_once_in_order(tmp_path, data_dir):
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, data_dir):
-    """An MLP (no BatchNorm, no dropout, no augmentation) after 4 steps of global batch 32: DDP's
-    gradient is the mean of the two ranks' half-batch means, the one process's batch mean. The
-    ranks' DistributedSampler draws its permutation from a generator seeded by the run seed at epoch
-    0, as the one process's shuffle does, so global batch k holds the same 32 images in both."""
+    """An MLP (no BatchNorm, no dropout, no augmentation; SGD in fp32, whose step is linear in the
+    gradient, so float noise stays float noise) after 4 steps of global batch 32: DDP's gradient is
+    the mean of the two ranks' half-batch means, the one process's batch mean. "The same samples":
+    without shuffling, rank r's DistributedSampler takes images r, r+2, r+4, ..., so its step k
+    holds the even (or odd) half of images 32k..32k+31, and the two halves are the one process's
+    batch k. (Shuffled, the orders differ: the one process's loader draws its worker seed from the
+    shuffle generator before the permutation.)"""
     common = [
         "model=mlp",
+        "model/optimizer=sgd",
+        "model.optimizer.lr=0.1",
+        "trainer.precision=32-true",
         f"paths.data_dir={data_dir}",
         "seed=0",
         "data.batch_size=32",
         "data.val_size=100",
+        "data.shuffle=false",
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=4",
         "trainer.limit_val_batches=1",
@@ -244,7 +253,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, data_dir):
     proc, one = run(tmp_path, "one", *common, "trainer=cpu", multirun=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     reference = torch.load(one / "digests" / "rank0.pt")
-    untrained = json.loads((one / "digests" / "rank0.json").read_text())
+    digests = json.loads((one / "digests" / "rank0.json").read_text())
     for rank in (0, 1):
         weights = torch.load(ddp / "digests" / f"rank{rank}.pt")
         assert weights.keys() == reference.keys()
@@ -252,7 +261,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, data_dir):
             torch.testing.assert_close(value, reference[name], rtol=1e-4, atol=1e-5, msg=name)
     steps = json.loads((ddp / "metrics.json").read_text())["global_step"]
     assert steps == json.loads((one / "metrics.json").read_text())["global_step"] == 4
-    assert untrained["param_groups"][0]["lr"] > 0  # it trained: 4 Adam steps moved every weight
+    assert digests["start"] != digests["fit_end"]  # it trained
 
 
 def leftovers(marker: Path) -> list[str]:
@@ -311,3 +320,31 @@ def test_a_failing_ddp_job_does_not_stop_the_sweep(tmp_path, data_dir):
         check_job(job, proc)
     assert "1 of 3 jobs failed" in proc.stderr
     assert not leftovers(sweep)
+
+
+def test_airbench_param_groups_survive_sync_batchnorm():
+    """Lightning swaps BatchNorm for SyncBatchNorm (``trainer=ddp``, ``sync_batchnorm: true``) before
+    ``configure_optimizers``: the BatchNorm-bias group and its lr x 64 must come out as on one
+    device. SyncBatchNorm cannot run forward on the CPU, so this applies Lightning's own swap."""
+    from functools import partial
+
+    from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
+
+    from litlab.models.airbench import AirbenchClassifier
+    from litlab.models.optim import SGDW
+
+    def groups(sync: bool) -> list[tuple[float, list[str]]]:
+        model = AirbenchClassifier(
+            widths=[8, 16, 16], num_classes=10, input_shape=[3, 32, 32], optimizer=partial(SGDW, lr=0.5)
+        )
+        if sync:
+            model = TorchSyncBatchNorm().apply(model)
+            assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+        names = {id(p): n for n, p in model.named_parameters()}
+        optimizer = model.configure_optimizers()
+        return [(g["lr"], sorted(names[id(p)] for p in g["params"])) for g in optimizer.param_groups]
+
+    one_device, synced = groups(False), groups(True)
+    assert synced == one_device
+    assert [lr for lr, _ in synced] == [0.5, 0.5 * 64]
+    assert all(".bias" in name for name in synced[1][1]) and len(synced[1][1]) == 6  # 3 groups x 2 BNs
