@@ -167,13 +167,9 @@ def test_transfer_experiments_with_gradual_unfreezing(tmp_path, data_dir):
     )
     for result in check_sweep(proc, sweep, 2):
         digests = result["digests"]
-        assert digests["param_groups_end"] == [2]  # the head, then the unfrozen chunk
-        frozen_then_trained = [
-            name
-            for name, digest in digests["epochs"]["0"].items()
-            if digest != digests["epochs"]["1"].get(name)
-        ]
-        assert "net" in frozen_then_trained
+        # the head, then the chunk unfrozen at epoch 1: had DDP not all-reduced its gradients, each
+        # rank would have stepped it on its own shard and the epoch-1 digests (checked) would differ
+        assert len(digests["param_groups"]) == 1 and digests["param_groups_end"] == [2]
 
 
 def test_transfer_linear_probe(tmp_path, data_dir):
