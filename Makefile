@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 REAL_DATA := $(if $(DATA_DIR),$(DATA_DIR),$(SHARED_DATA))
 DATA_ARG := $(if $(DATA_DIR),paths.data_dir=$(abspath $(DATA_DIR)))
 
-.PHONY: install train test test-slow results bench report ablation lint format clean gpu-wheels gpu-rehearsal test-heavy test-slurm
+.PHONY: install train test test-slow results bench report ablation lint format clean gpu-wheels gpu-rehearsal test-heavy test-slurm test-ddp
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: install  ## default suite (tiny generated data, no network, < 10 min on 2 
 
 test-heavy: install  ## tiny data but long: real kills and races, the DCGAN scores, transfer (CI runs it)
 	$(PY) -m pytest -q -m heavy
+
+test-ddp: install  ## every experiment under DDP, 2 CPU processes: ranks agree, failures recorded (CI runs it)
+	$(PY) -m pytest -q -m ddp
 
 test-slurm: install  ## on a real SLURM cluster started here (scripts/slurm_cluster.sh; CI runs it)
 	bash scripts/slurm_cluster.sh start

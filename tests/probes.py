@@ -92,3 +92,72 @@ class RecordingMNIST(MNISTDataModule):
             self.record_dir / f"node{trainer.node_rank}-local{trainer.local_rank}-global{trainer.global_rank}"
         ).touch()
         super().prepare_data()
+
+
+def job_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+class WeightDigest(L.Callback):
+    """Per rank, a SHA-256 of the parameters of each top-level submodule at the start of training,
+    after every training epoch and at the end of fit (``<job dir>/digests/rank<N>.json``), and the optimisers' param groups.
+    Parameters only: BatchNorm statistics are each rank's own between DDP's buffer broadcasts.
+    ``save_weights``: also the parameters themselves (``rank<N>.pt``), for a tolerance comparison."""
+
+    def __init__(self, save_weights: bool = False) -> None:
+        self.save_weights = save_weights
+        self.record: dict = {"epochs": {}, "param_groups": []}
+
+    @staticmethod
+    def digests(module: L.LightningModule) -> dict[str, str]:
+        import hashlib
+
+        import torch
+
+        hashes: dict[str, hashlib._Hash] = {}
+        for name, param in module.named_parameters():
+            data = param.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+            hashes.setdefault(name.split(".")[0], hashlib.sha256()).update(name.encode() + data)
+        return {name: h.hexdigest() for name, h in hashes.items()}
+
+    def on_train_start(self, trainer, module) -> None:
+        self.record["start"] = self.digests(module)
+        names = {id(p): n for n, p in module.named_parameters()}
+        self.record["param_groups"] = [
+            {
+                "lr": group["lr"],
+                "lr_factor": group.get("lr_factor", 1.0),
+                "params": [names.get(id(p), "?") for p in group["params"]],
+            }
+            for optimizer in trainer.optimizers
+            for group in optimizer.param_groups
+        ]
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self.record["epochs"][str(trainer.current_epoch)] = self.digests(module)
+
+    def on_fit_end(self, trainer, module) -> None:
+        self.record["fit_end"] = self.digests(module)
+        self.record["world_size"] = trainer.world_size
+        self.record["param_groups_end"] = [len(o.param_groups) for o in trainer.optimizers]
+        out = job_dir() / "digests"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.record, indent=1))
+        if self.save_weights:
+            import torch
+
+            weights = {n: p.detach().cpu() for n, p in module.named_parameters()}
+            torch.save(weights, out / f"rank{trainer.global_rank}.pt")
+
+
+class FailOnRank(L.Callback):
+    """Raises on one rank only, at a training batch: what a bug on a non-zero rank looks like."""
+
+    def __init__(self, rank: int = 1, batch: int = 1) -> None:
+        self.rank, self.batch = rank, batch
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_rank == self.rank and batch_idx == self.batch:
+            raise RuntimeError(f"probe failure on rank {self.rank} at batch {batch_idx}")

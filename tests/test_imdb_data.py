@@ -172,3 +172,21 @@ def test_bad_settings_are_config_errors(tmp_path):
         IMDBDataModule(str(tmp_path), truncation="middle")
     with pytest.raises(ConfigError, match="max_len"):
         IMDBDataModule(str(tmp_path), max_len=0)
+
+
+def test_distributed_buckets_are_disjoint_equal_per_rank_and_seeded_by_epoch():
+    from litlab.data.sharding import DistributedBucketSampler, DistributedSortedBatches
+
+    lengths = torch.randint(1, 400, (1000,), generator=torch.Generator().manual_seed(0))
+    ranks = [DistributedBucketSampler(lengths, 32, num_replicas=2, rank=r, seed=7) for r in (0, 1)]
+    epoch0 = [list(sampler) for sampler in ranks]
+    assert len(epoch0[0]) == len(epoch0[1]) == len(ranks[0]) == 16  # 32 batches of 32 (one short): 16 each
+    seen = [i for batches in epoch0 for batch in batches for i in batch]
+    assert len(seen) == len(set(seen))  # no sample on both ranks
+    for sampler in ranks:
+        sampler.set_epoch(1)
+    assert [list(sampler) for sampler in ranks] != epoch0
+    evaluation = [DistributedSortedBatches(lengths[:999], 100, num_replicas=2, rank=r) for r in (0, 1)]
+    assert len(evaluation[0]) == len(evaluation[1]) == 5
+    covered = {i for sampler in evaluation for batch in sampler for i in batch}
+    assert covered == set(range(999))  # every sample evaluated (one twice: the padding)

@@ -41,10 +41,25 @@ def job_subprocess_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 
 def install_hydra_relaunch() -> None:
-    """Make Lightning's script launcher start extra ranks with ``job_subprocess_command``."""
+    """Make Lightning's script launcher start extra ranks with ``job_subprocess_command``, and watch
+    them with ``litlab.ranks.watch_ranks`` (a failed rank is recorded, not a SIGKILL of the sweep)."""
     from lightning.pytorch.strategies.launchers import subprocess_script
 
+    from litlab.ranks import watch_ranks
+
     subprocess_script._hydra_subprocess_cmd = job_subprocess_command
+    subprocess_script._launch_process_observer = watch_ranks
+
+
+def ddp_strategy(model: object, strategy: object) -> object:
+    """``trainer.strategy=ddp`` with unused-parameter detection for a model that needs it.
+
+    A model whose backward leaves some parameters without a gradient on purpose (the GAN steps G
+    and D in turn; gradual unfreezing trains more of the backbone each milestone) says so with
+    ``ddp_find_unused_parameters``; every other model keeps DDP's faster default."""
+    if strategy == "ddp" and getattr(model, "ddp_find_unused_parameters", False):
+        return "ddp_find_unused_parameters_true"
+    return strategy
 
 
 def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
@@ -66,8 +81,11 @@ def isolated_job() -> Iterator[None]:
 
     Lightning's launcher exports ``LOCAL_RANK``, ``MASTER_PORT`` and friends into the parent's
     environment and keeps the process group. The next job would take those as "launched
-    externally", never start its own ranks, and hang or crash on a stale rendezvous.
+    externally", never start its own ranks, and hang or crash on a stale rendezvous. The job's
+    ranks are waited for (or terminated) here, so none outlives its job.
     """
+    from litlab.ranks import end_ranks
+
     saved = {key: os.environ.get(key) for key in LAUNCHER_ENV}
     try:
         yield
@@ -75,7 +93,8 @@ def isolated_job() -> Iterator[None]:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+            dist.destroy_process_group()  # first: a rank blocked in a collective then fails and exits
+        end_ranks()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,17 @@ from omegaconf import DictConfig, OmegaConf
 from litlab.callbacks import INTERRUPTED, RunState
 from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.checkpoints import check_checkpoint_fits
-from litlab.distributed import install_hydra_relaunch, isolated_job
+from litlab.distributed import ddp_strategy, install_hydra_relaunch, isolated_job
 from litlab.errors import ConfigError
 from litlab.preemption import Preemption, cluster_plugins, preemption_of
+from litlab.predictions import predict
+from litlab.ranks import (
+    clear_rank_errors,
+    failure_record,
+    global_rank,
+    raise_if_a_rank_failed,
+    write_rank_error,
+)
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
 
@@ -58,6 +65,8 @@ def build_run(
     # the config brings its own plugins (+trainer.plugins=...)
     if not cfg.trainer.get("plugins"):
         options["plugins"] = [AtomicCheckpointIO(), *cluster_plugins()]
+    if (strategy := ddp_strategy(model, cfg.trainer.get("strategy"))) != cfg.trainer.get("strategy"):
+        options["strategy"] = strategy
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **options)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -95,8 +104,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)[0]
             )
         if cfg.get("predict", False):
-            predictions = trainer.predict(model, datamodule=datamodule)
-            result["predictions"] = torch.cat(predictions).tolist()
+            result["predictions"] = predict(trainer, model, datamodule)
     except SystemExit as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit after RunState saved
         ctrl_c = stop.code == 1  # Lightning exits 1 after a KeyboardInterrupt
         if trainer.state.status != TrainerStatus.INTERRUPTED or not (
@@ -156,7 +164,8 @@ def write_metrics(result: dict[str, Any], output_dir: Path) -> Path:
 @rank_zero_only
 def record_failure(cfg: DictConfig, error: BaseException) -> None:
     """A failed job leaves metrics.json with status=failed and the error, for sweeps and reports. An
-    Optuna trial stopped by its pruner (``TrialPruned``) is status=pruned: stopped early on purpose."""
+    Optuna trial stopped by its pruner (``TrialPruned``) is status=pruned: stopped early on purpose.
+    Under DDP the error is that of the rank that failed first (``litlab.ranks.failure_record``)."""
     output_dir = Path(cfg.paths.output_dir)
     write_metrics(
         {
@@ -164,8 +173,7 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
             "overrides": hydra_overrides(),
             "seed": cfg.get("seed"),
             "status": "pruned" if type(error).__name__ == "TrialPruned" else "failed",
-            "error": f"{type(error).__name__}: {error}",
-            "traceback": traceback.format_exception(error)[-12:],
+            **failure_record(output_dir, error),
         },
         output_dir,
     )
@@ -185,11 +193,17 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
         if cfg.get("ckpt_path") is None and (last := interrupted_checkpoint(output_dir)):
             print(f"litlab: resume: continuing the interrupted job from {last}", file=sys.stderr)
             cfg.ckpt_path = str(last)
+    if global_rank() == 0:
+        clear_rank_errors(output_dir)
     try:
         apply_threads(cfg.get("threads"))
         with isolated_job():
-            return task(cfg)
+            result = task(cfg)
+        raise_if_a_rank_failed()
+        return result
     except Exception as error:
+        if global_rank() != 0:
+            write_rank_error(output_dir, error)
         record_failure(cfg, error)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         if multirun:

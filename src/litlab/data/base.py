@@ -77,6 +77,12 @@ class ShuffledDataModule(L.LightningDataModule):
         world_size = self.trainer.world_size if self.trainer is not None else 1
         return per_device_batch_size(self.batch_size, world_size)
 
+    @property
+    def ranks(self) -> tuple[int, int]:
+        """(world size, this process's global rank), (1, 0) outside a distributed run."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def _shuffle_rng(self) -> torch.Generator:
         if self.shuffle_rng is None:
             self.shuffle_rng = torch.Generator().manual_seed(torch.initial_seed() % 2**63)

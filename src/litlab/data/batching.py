@@ -8,7 +8,7 @@ Lightning still swaps in a DistributedSampler under DDP, because the sampler sta
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TensorBatchDataset(Dataset):
@@ -27,7 +27,9 @@ class TensorBatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source[0]) if self.rows is None else len(self.rows)
 
-    def __getitem__(self, index: int | slice) -> tuple[torch.Tensor, ...]:
+    def __getitem__(self, index: int | slice | list[int]) -> tuple[torch.Tensor, ...]:
+        if isinstance(index, list):  # a whole batch from a batch-yielding sampler (litlab.data.sharding)
+            return self.__getitems__(index)
         if self.rows is not None:
             index = self.rows[index]
         return tuple(t[index] for t in self.source)
@@ -59,6 +61,7 @@ def batch_loader(
     shuffle: bool,
     drop_last: bool = False,
     generator: torch.Generator | None = None,
+    sampler: Sampler | None = None,
 ) -> DataLoader:
     """A loader that never draws from the global RNG (it has its own generator), so that
     building or iterating loaders (e.g. a sanity check after resume) cannot shift dropout or
@@ -68,6 +71,7 @@ def batch_loader(
         batch_size=batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
+        sampler=sampler,
         collate_fn=keep_batch,
         generator=generator if generator is not None else torch.Generator(),
     )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch.utils.data import DistributedSampler
 
 from litlab.data.base import ShuffledDataModule
 from litlab.data.batching import (
@@ -51,6 +52,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
         download: bool = True,
         drop_last: bool = False,
         on_device: bool = True,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZE_MODES:
@@ -79,6 +81,7 @@ class InMemoryImageDataModule(ShuffledDataModule):
         self.class_subset = [int(c) for c in class_subset] if class_subset is not None else None
         self.labels_per_class = labels_per_class
         self.download = download
+        self.shuffle = shuffle  # false: the data's order; under DDP rank r takes samples r, r+W, ...
         self.drop_last = drop_last
         self.on_device = on_device
         self.splits: dict[str, TensorBatchDataset] = {}
@@ -161,12 +164,17 @@ class InMemoryImageDataModule(ShuffledDataModule):
         if self.alternating_flip:  # the loader also yields sample ids; on_after_batch_transfer drops them
             images, labels = train.tensors
             train = TensorBatchDataset(images, labels, torch.arange(len(train), device=labels.device))
+        world_size, rank = self.ranks
+        sharded = None
+        if not self.shuffle and world_size > 1:  # Lightning would shard it with a shuffling sampler
+            sharded = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=False)
         return batch_loader(
             train,
             self.device_batch_size,
-            shuffle=True,
+            shuffle=self.shuffle,
             drop_last=self.drop_last,
             generator=self._shuffle_rng(),
+            sampler=sharded,
         )
 
     def val_dataloader(self):

@@ -21,11 +21,11 @@ from litlab.data.base import ShuffledDataModule
 from litlab.data.batching import TensorBatchDataset
 from litlab.data.cache import cached
 from litlab.data.download import extract_once, find_or_download, is_writable_dir, offline_hint
+from litlab.data.sharding import bucketed_loader, length_sorted_loader
 from litlab.data.text import (
     TOKENISER_VERSION,
     TRUNCATION_SIDES,
     UNK_ID,
-    BucketBatchSampler,
     Vocabulary,
     encode_ragged,
     pad_ragged,
@@ -270,10 +270,8 @@ class IMDBDataModule(ShuffledDataModule):
     def train_dataloader(self) -> DataLoader:
         data = self.splits["train"]
         if self.bucket:
-            sampler = BucketBatchSampler(
-                data.tensors[1], self.device_batch_size, self._shuffle_rng(), self.drop_last
-            )
-            return DataLoader(data, batch_sampler=sampler, collate_fn=trim_batch)
+            lengths, rng = data.tensors[1], self._shuffle_rng()
+            return bucketed_loader(data, lengths, self.device_batch_size, rng, self.drop_last, *self.ranks)
         return DataLoader(
             data,
             batch_size=self.device_batch_size,
@@ -286,8 +284,7 @@ class IMDBDataModule(ShuffledDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         """Evaluation batches in length order: the fewest padded steps, and the order changes no metric."""
         data = self.splits[split]
-        batches = data.tensors[1].argsort(stable=True).split(self.eval_batch_size)
-        return DataLoader(data, batch_sampler=[b.tolist() for b in batches], collate_fn=trim_batch)
+        return length_sorted_loader(data, data.tensors[1], self.eval_batch_size, *self.ranks)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

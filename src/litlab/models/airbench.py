@@ -148,10 +148,13 @@ class AirbenchClassifier(ClassificationModule):
             conv.weight.copy_(whitening_filters(images, conv.kernel_size[0]))
         self.whitened.fill_(True)
 
-    def on_train_epoch_start(self) -> None:
-        super().on_train_epoch_start()
-        # airbench trains the whitening layer's bias for a few epochs only, then freezes it
-        self.net[0].bias.requires_grad_(self.current_epoch < self.hparams.whiten_bias_epochs)
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """airbench trains the whitening layer's bias for a few epochs only, then freezes it. Frozen
+        by dropping its (all-reduced) gradient, not by ``requires_grad``: DDP registered the bias as
+        trainable and would wait for a gradient that never comes. A ``None`` gradient is skipped by
+        the optimiser, momentum and weight decay included, as a frozen parameter is."""
+        if self.current_epoch >= self.hparams.whiten_bias_epochs:
+            self.net[0].bias.grad = None
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """BatchNorm shifts at lr x ``bias_lr_factor`` (airbench's bias_scaler), everything else at lr.

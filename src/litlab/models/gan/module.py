@@ -24,6 +24,10 @@ LOGGED = ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake")
 
 
 class GAN(Generation, L.LightningModule):
+    # the discriminator's backward leaves G without gradients and the generator's step leaves D's
+    # unused: DDP must look for unused parameters (``litlab.distributed.ddp_strategy``)
+    ddp_find_unused_parameters = True
+
     def __init__(
         self,
         num_classes: int,

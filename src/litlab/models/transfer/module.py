@@ -127,8 +127,19 @@ class TimmClassifier(ClassificationModule):
             freeze_batchnorm_of_frozen(self.net)
         return self
 
+    @property
+    def ddp_find_unused_parameters(self) -> bool:
+        """Gradual unfreezing leaves the frozen chunks without gradients, then gives them some: DDP
+        must look for unused parameters each step (``litlab.distributed.ddp_strategy``)."""
+        return self.hparams.finetune == "gradual"
+
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """The head first (at the optimiser's lr), then the trainable backbone at lr x backbone_lr_factor."""
+        """The head first (at the optimiser's lr), then the trainable backbone at lr x backbone_lr_factor.
+
+        Under DDP, gradual unfreezing left every parameter trainable for DDP to register (``setup``):
+        the backbone is frozen again here, once DDP has wrapped the model."""
+        if self.hparams.finetune == "gradual" and self.distributed_fit:
+            self.freeze_backbone()
         head = [p for n, p in self.net.named_parameters() if self.is_head(n) and p.requires_grad]
         body = [p for n, p in self.net.named_parameters() if not self.is_head(n) and p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": head}]
@@ -146,6 +157,14 @@ class TimmClassifier(ClassificationModule):
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         self.set_input_normalization(datamodule)
+        if stage == "fit" and self.hparams.finetune == "gradual" and self.distributed_fit:
+            # DDP all-reduces only what requires grad when it wraps the model, which comes next: a
+            # chunk unfrozen later would train on each rank's own gradient and the ranks drift apart
+            self.net.requires_grad_(True)
+
+    @property
+    def distributed_fit(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def set_input_normalization(self, datamodule: Any) -> None:
         """Map what the data module delivers (``standard``/``symmetric``/``unit``) to the backbone's mean/std."""
