@@ -22,8 +22,8 @@ from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import ddp_strategy, install_hydra_relaunch, isolated_job
 from litlab.errors import ConfigError
-from litlab.preemption import Preemption, cluster_plugins, preemption_of
 from litlab.predictions import predict
+from litlab.preemption import Preemption, cluster_plugins, preemption_of
 from litlab.ranks import (
     clear_rank_errors,
     failure_record,
