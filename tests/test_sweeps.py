@@ -142,6 +142,8 @@ def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
     study = optuna.load_study(study_name="mlp_mnist", storage=storage)
     assert len(study.trials) == 5 and study.trials[3].state.name == "FAIL"
     assert study.trials[4].user_attrs["job"] == 4 and (sweep / "4" / "metrics.json").exists()
+    # the sampler's seed advanced by the trials done: the first trial after the resume is a new point
+    assert study.trials[4].params != study.trials[0].params
     assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "4"]
 
 
