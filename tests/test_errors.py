@@ -73,7 +73,7 @@ def test_nan_loss_stops_with_advice_and_keeps_checkpoints(run_script, cifar_dir)
         f"paths.data_dir={cifar_dir}",
         "trainer.max_epochs=3",
         *FAST,
-        run_dir=good.run_dir,
+        f"callbacks.model_checkpoint.dirpath={last.parent}",  # a new run, writing beside the good one
         expect_ok=False,
     )
     assert run.proc.returncode == 1
