@@ -25,7 +25,7 @@ from litlab.distributed import install_hydra_relaunch, isolated_job
 from litlab.errors import ConfigError, DiskFullError
 from litlab.utils.config import build, build_all
 from litlab.utils.disk import as_disk_full, write_text_with_fallback
-from litlab.utils.report import close_loggers, print_results
+from litlab.utils.report import as_tracking_error, close_loggers, print_results
 
 
 def hydra_overrides() -> list[str]:
@@ -206,7 +206,7 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
         with isolated_job():
             return task(cfg)
     except Exception as error:
-        error = as_disk_full(error) or error  # a full disk: one line, whatever raised it
+        error = as_disk_full(error) or as_tracking_error(error) or error  # one line, whatever raised it
         if getattr(error, "record", None) is None:  # not when the run's record was just written elsewhere
             record_failure(cfg, error)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
