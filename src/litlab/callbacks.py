@@ -67,7 +67,7 @@ class RunState(L.Callback):
             self.sigint_installed = True
 
     def _ctrl_c(self, trainer: L.Trainer) -> None:
-        if self.stop_signal is not None or not trainer.training:
+        if self.stop_signal is not None or trainer.sanity_checking:
             raise KeyboardInterrupt
         self.stop_signal = "SIGINT"
         trainer._signal_connector.received_sigterm = True  # checked by Lightning after every batch
