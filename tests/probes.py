@@ -58,6 +58,26 @@ class PauseForSignal(L.Callback):
 class RankProbe(L.Callback):
     """Writes, per global rank, how Lightning placed the process: ranks, nodes, world size, SLURM node."""
 
+
+class InterruptAt(L.Callback):
+    """Sends ``signal`` (SIGINT: a Ctrl-C, or SIGTERM) to its own process after training step ``step``:
+    a real interrupt, at a known point inside an epoch."""
+
+    def __init__(self, step: int, signal: str = "SIGINT") -> None:
+        self.step, self.signal = step, signal
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        import os
+        import signal
+
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class FillDisk(L.Callback):
+    """Fills the run directory's filesystem after testing: the disk is full when the run writes its
+    results (what a shared disk filling up during a long run does)."""
+
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
 
@@ -161,3 +181,13 @@ class FailOnRank(L.Callback):
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if trainer.global_rank == self.rank and batch_idx == self.batch:
             raise RuntimeError(f"probe failure on rank {self.rank} at batch {batch_idx}")
+
+    def on_test_end(self, trainer, module) -> None:
+        with open(self.out_dir / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        (self.out_dir / "filler").chmod(0o644)

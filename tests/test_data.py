@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import sys
 from functools import partial
 from pathlib import Path
@@ -146,6 +147,21 @@ def test_truncated_mnist_file_names_it(tmp_path):
     victim = folder / "train-images-idx3-ubyte"
     victim.write_bytes(victim.read_bytes()[:-100])
     with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        MNISTDataModule(str(tmp_path), val_size=100, download=False).setup()
+
+
+def test_corrupt_mnist_deflate_data_names_the_file(tmp_path):
+    """Bytes flipped inside the deflate stream: zlib.error, a CRC or a length error, never a traceback."""
+    import zlib
+
+    folder = write_mnist(tmp_path)
+    victim = folder / "train-images-idx3-ubyte.gz"
+    raw = bytearray(victim.read_bytes())
+    raw[40:60] = bytes(b ^ 0xFF for b in raw[40:60])
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(zlib.error):
+        gzip.decompress(bytes(raw))  # the fault is the one the issue saw
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz is truncated or corrupt .*replace it"):
         MNISTDataModule(str(tmp_path), val_size=100, download=False).setup()
 
 

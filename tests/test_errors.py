@@ -73,7 +73,7 @@ def test_nan_loss_stops_with_advice_and_keeps_checkpoints(run_script, cifar_dir)
         f"paths.data_dir={cifar_dir}",
         "trainer.max_epochs=3",
         *FAST,
-        run_dir=good.run_dir,
+        f"callbacks.model_checkpoint.dirpath={last.parent}",  # a new run, writing beside the good one
         expect_ok=False,
     )
     assert run.proc.returncode == 1
@@ -168,3 +168,24 @@ def test_ctrl_c_and_sigterm_save_a_resumable_checkpoint(tmp_path, cifar_dir, sig
     from litlab.sweeps.jobs import interrupted_checkpoint
 
     assert interrupted_checkpoint(run_dir) == saved
+
+
+@pytest.mark.heavy
+def test_wandb_online_with_a_wrong_key_fails_fast_with_one_line(run_script, monkeypatch):
+    """No route to the W&B server here (and a wrong key where there is one): the run must not wait
+    W&B's 90 s default, and must end in one line naming the fixes."""
+    import time
+
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef" * 2 + "01234567")  # 40 characters, wrong
+    start = time.monotonic()
+    run = run_script(
+        "experiment=seed_perceptron",
+        "logger=wandb",
+        "logger.wandb.settings.init_timeout=5",
+        "+logger.wandb.mode=online",  # run_script's WANDB_MODE=offline would keep it from trying
+        expect_ok=False,
+    )
+    assert time.monotonic() - start < 60
+    assert run.proc.returncode == 1 and "Traceback" not in run.proc.stderr, run.output[-3000:]
+    line = last_line(run)
+    assert line.startswith("error: W&B could not start the run online (") and "WANDB_MODE=offline" in line

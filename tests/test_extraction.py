@@ -155,3 +155,43 @@ def test_a_killed_extraction_is_redone(tmp_path):
     assert not (data_dir / ".cifar-10-batches-py.extracted").exists()
     assert load_in_process(data_dir) == expected
     assert not leftovers(data_dir)
+
+
+def read_only_mount(source: Path, target: Path) -> None:
+    """``target`` shows ``source`` read-only (a bind mount remounted ro): even root cannot write there."""
+    target.mkdir()
+    for command in (
+        ["mount", "--bind", str(source), str(target)],
+        ["mount", "-o", "remount,bind,ro", str(target)],
+    ):
+        done = subprocess.run(command, capture_output=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", str(target)], check=False)
+            pytest.skip(
+                f"cannot make a read-only bind mount here (needs root): {done.stderr.decode().strip()}"
+            )
+
+
+@pytest.mark.heavy
+def test_read_only_data_and_cache_dirs_with_only_the_archive_are_one_line(run_script, tmp_path, monkeypatch):
+    from fakedata import write_cifar10
+
+    write_cifar10(tmp_path / "archive", archive=True)
+    (tmp_path / "empty").mkdir()
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    read_only_mount(tmp_path / "archive", data)
+    try:
+        read_only_mount(tmp_path / "empty", cache)
+        monkeypatch.setenv("LITLAB_CACHE_DIR", str(cache))
+        run = run_script(
+            "data=cifar10", "model=mlp", f"paths.data_dir={data}", "trainer.max_epochs=1", expect_ok=False
+        )
+    finally:
+        subprocess.run(["umount", str(cache)], check=False)
+        subprocess.run(["umount", str(data)], check=False)
+    line = run.proc.stderr.strip().splitlines()[-1]
+    assert run.proc.returncode == 1 and "Traceback" not in run.proc.stderr, run.output[-3000:]
+    assert line.startswith(
+        f"error: cannot extract {data}/cifar-10-python.tar.gz (its folder is read-only) into {cache}/"
+    )
+    assert "Read-only file system" in line and "set LITLAB_CACHE_DIR to a writable folder" in line

@@ -142,6 +142,8 @@ def test_optuna_study_survives_failures_and_resumes(tmp_path, mnist_dir):
     study = optuna.load_study(study_name="mlp_mnist", storage=storage)
     assert len(study.trials) == 5 and study.trials[3].state.name == "FAIL"
     assert study.trials[4].user_attrs["job"] == 4 and (sweep / "4" / "metrics.json").exists()
+    # the sampler's seed advanced by the trials done: the first trial after the resume is a new point
+    assert study.trials[4].params != study.trials[0].params
     assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "4"]
 
 
@@ -174,9 +176,10 @@ def test_optuna_prunes_bad_trials_before_their_last_epoch(tmp_path, mnist_dir):
     assert all(len(t.intermediate_values) == 3 for t in trials if t.state.name == "COMPLETE")
     assert (sweep / "optimization_history.png").stat().st_size > 5000
 
-    # killed mid-trial (a trial left RUNNING), then resumed: pruned trials count as done, 2 more run
+    # killed mid-trial (a trial left RUNNING), then resumed: pruned trials count as done, 2 more run;
+    # the resumed sampler asks new points (its seed advanced), run unpruned here to be complete
     study.ask()
-    multirun(tmp_path, *search[:-4], "hydra.sweeper.n_trials=6", *search[-3:])
+    multirun(tmp_path, *search[:-4], "hydra.sweeper.n_trials=6", *search[-3:], "hydra.sweeper.pruner=none")
     study = optuna.load_study(study_name="mlp_mnist", storage=f"sqlite:///{sweep / 'optuna.db'}")
     states = [t.state.name for t in study.trials]
     assert len(states) == 7 and states[4] == "FAIL" and states[:4] == [t.state.name for t in trials]

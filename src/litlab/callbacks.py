@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.fabric.utilities.types import _Stateful
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 INTERRUPTED = "interrupted.ckpt"  # what Ctrl-C and SIGTERM save, beside the other checkpoints
@@ -29,9 +32,54 @@ class RunState(L.Callback):
     def __init__(self, config: dict[str, Any], checkpoint_dir: str | Path) -> None:
         self.config = config
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.stop_signal: str | None = None  # "SIGINT" once Ctrl-C asked training to stop
+        self.sigint_installed = False
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["litlab_config"] = self.config
+        # whether a resume inside this epoch replays it exactly: every train loader keeps its position
+        loaders = trainer.train_dataloader
+        loaders = list(loaders.values()) if isinstance(loaders, dict) else loaders
+        loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
+        checkpoint["litlab_resume"] = {
+            "batch_in_epoch": trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+            "exact_mid_epoch": all(isinstance(loader, _Stateful) for loader in loaders),
+        }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        resume = checkpoint.get("litlab_resume") or {}
+        if resume.get("batch_in_epoch") and not resume.get("exact_mid_epoch"):
+            rank_zero_warn(
+                f"resuming at batch {resume['batch_in_epoch']} of epoch {checkpoint.get('epoch')} with a train "
+                "loader that keeps no position: the rest of this epoch is drawn in a new order (same number "
+                "of steps), so the result differs from an uninterrupted run"
+            )
+
+    # --- Ctrl-C: stop at the next batch boundary, as SIGTERM does ------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Python raises KeyboardInterrupt wherever the first Ctrl-C lands (inside a fetch, an optimiser
+        step, another callback's hook), so the checkpoint could hold a half-finished batch. Instead, as
+        for SIGTERM, training stops after the batch in progress (Lightning's own SIGTERM path); a
+        second Ctrl-C stops at once. An ignored SIGINT (a background job) stays ignored."""
+        is_main = threading.current_thread() is threading.main_thread()
+        if is_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, lambda signum, frame: self._ctrl_c(trainer))
+            self.sigint_installed = True
+
+    def _ctrl_c(self, trainer: L.Trainer) -> None:
+        if self.stop_signal is not None or trainer.sanity_checking:
+            raise KeyboardInterrupt
+        self.stop_signal = "SIGINT"
+        trainer._signal_connector.received_sigterm = True  # checked by Lightning after every batch
+        rank_zero_info("\nCtrl-C: stopping after this batch (press it again to stop at once)")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_sigint()
+
+    def _restore_sigint(self) -> None:
+        if self.sigint_installed and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.sigint_installed = False
 
     def state_dict(self) -> dict[str, Any]:
         """Plain tensors, lists and numbers only, so checkpoints load with torch.load(weights_only=True)."""
@@ -54,6 +102,7 @@ class RunState(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         # Ctrl-C, or SIGTERM (scancel, a time limit, a preemption): Lightning stops at a batch boundary
+        self._restore_sigint()
         if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return
         if trainer.sanity_checking or trainer.fast_dev_run:

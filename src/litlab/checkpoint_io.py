@@ -11,6 +11,7 @@ part of one. A temp file left by a killed writer is removed at the next save or 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import uuid
@@ -20,6 +21,8 @@ from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from litlab.utils.disk import disk_full, free_bytes, tensor_bytes
 
 TEMP_SUFFIX = ".tmp"
 
@@ -70,7 +73,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def atomic_torch_save(obj: Any, target: Path) -> None:
+    """On a full disk nothing is left behind and the old checkpoint stays: a ``DiskFullError`` names
+    the file and the space it needs, checked before writing, and again when the write fails (torch
+    reports a full disk as a RuntimeError without the errno)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    needed = tensor_bytes(obj)
+    if (free := free_bytes(target.parent)) is not None and needed > free:
+        raise disk_full(target, needed)
     temp = _temp_name(target)
     try:
         with open(temp, "xb") as file:  # honours the umask, unlike mkstemp's 0600
@@ -78,9 +87,14 @@ def atomic_torch_save(obj: Any, target: Path) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+        full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+        if full or (
+            isinstance(error, RuntimeError) and (free_bytes(target.parent) or 0) < needed + (1 << 20)
+        ):
+            raise disk_full(target, needed) from error
         raise
     _fsync_dir(target.parent)
 

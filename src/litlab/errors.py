@@ -15,3 +15,10 @@ class ConfigError(LitlabError):
 
 class NonFiniteLossError(LitlabError):
     """Training diverged."""
+
+
+class DiskFullError(LitlabError):
+    """A write found no space left on its device. ``record`` is where metrics.json went instead, when
+    the run had already written its record elsewhere (nothing more to record)."""
+
+    record = None

@@ -21,7 +21,7 @@ from litlab.callbacks import INTERRUPTED, RunState
 from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import ddp_strategy, install_hydra_relaunch, isolated_job
-from litlab.errors import ConfigError
+from litlab.errors import ConfigError, DiskFullError
 from litlab.predictions import predict
 from litlab.preemption import Preemption, cluster_plugins, preemption_of
 from litlab.ranks import (
@@ -32,7 +32,8 @@ from litlab.ranks import (
     write_rank_error,
 )
 from litlab.utils.config import build, build_all
-from litlab.utils.report import close_loggers, print_results
+from litlab.utils.disk import as_disk_full, write_text_with_fallback
+from litlab.utils.report import as_tracking_error, close_loggers, print_results
 
 
 def hydra_overrides() -> list[str]:
@@ -111,7 +112,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             ctrl_c or isinstance(stop, SIGTERMException)
         ):
             raise  # another exit, e.g. submitit requeueing after a SLURM signal outside fit: nothing saved
-        signal_name = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
+        run_state = next(c for c in trainer.callbacks if isinstance(c, RunState))
+        signal_name = run_state.stop_signal or ("SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT")
         preemption = preemption_of(trainer)
         if preemption and preemption.signal_name:  # SLURM's time-limit / preemption warning
             signal_name = preemption.signal_name
@@ -147,18 +149,24 @@ def best_checkpoint(trainer: L.Trainer) -> dict[str, Any]:
 
 @rank_zero_only
 def finish(result: dict[str, Any], output_dir: Path) -> None:
-    write_metrics(result, output_dir)
+    """The table first, then metrics.json: a full disk loses neither (the record then goes to $TMPDIR
+    or the cwd, and the run fails with one line saying so)."""
     print_results(result)
+    record, full = write_metrics(result, output_dir)
+    if full is not None:
+        full.record = record
+        raise full
 
 
-def write_metrics(result: dict[str, Any], output_dir: Path) -> Path:
-    """metrics.json is what sweeps, reports and resume read: written atomically, last."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / "metrics.json"
-    partial = path.with_suffix(".json.part")
-    partial.write_text(json.dumps(result, indent=2, default=str))
-    partial.replace(path)
-    return path
+def write_metrics(result: dict[str, Any], output_dir: Path) -> tuple[Path, DiskFullError | None]:
+    """metrics.json is what sweeps, reports and resume read: written atomically, last. Returns where
+    it went, and the error of a full run directory (the record then lies elsewhere)."""
+    path, full = write_text_with_fallback(
+        output_dir / "metrics.json", json.dumps(result, indent=2, default=str)
+    )
+    if full is not None:
+        print(f"litlab: metrics.json written to {path} instead (its run directory is full)", file=sys.stderr)
+    return path, full
 
 
 @rank_zero_only
@@ -182,10 +190,28 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
 def run_entry_point(task: Any, cfg: DictConfig) -> Any:
     """Run ``task``; turn known user errors into one line. In a multirun a failure is recorded and the sweep goes on."""
     from litlab.errors import LitlabError
-    from litlab.sweeps.jobs import apply_threads, finished_result, interrupted_checkpoint, requeued
+    from litlab.sweeps.jobs import (
+        apply_threads,
+        check_fresh_run_dir,
+        finished_result,
+        interrupted_checkpoint,
+        requeued,
+    )
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
     output_dir = Path(cfg.paths.output_dir)
+    # DDP's extra ranks start in their job's directory on purpose (rank 0 checked it before them)
+    if not (cfg.get("resume") or requeued()) and rank_zero_only.rank == 0:
+        try:
+            check_fresh_run_dir(output_dir, cfg.get("ckpt_path"))
+        except ConfigError as error:  # nothing recorded: the directory is the other run's
+            print(
+                f"litlab: job {output_dir.name} failed: {error}" if multirun else f"error: {error}",
+                file=sys.stderr,
+            )
+            if multirun:
+                return None
+            sys.exit(1)
     if cfg.get("resume") or requeued():
         if done := finished_result(output_dir):
             print(f"litlab: resume: {output_dir} already completed, skipped", file=sys.stderr)
@@ -202,9 +228,11 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
         raise_if_a_rank_failed()
         return result
     except Exception as error:
+        error = as_disk_full(error) or as_tracking_error(error) or error  # one line, whatever raised it
         if global_rank() != 0:
             write_rank_error(output_dir, error)
-        record_failure(cfg, error)
+        if getattr(error, "record", None) is None:  # not when the run's record was just written elsewhere
+            record_failure(cfg, error)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         if multirun:
             print(

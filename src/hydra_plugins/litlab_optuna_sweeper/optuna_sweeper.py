@@ -107,6 +107,10 @@ class OptunaSweeper(Sweeper):
             pruner=self.make_pruner(),
             load_if_exists=True,
         )
+        if self.seed is not None and study.trials:
+            # a resumed study: the sampler's seed advanced by the trials asked so far, else it would
+            # propose trial 0's parameters (and the ones after) again
+            study.sampler = sampler_cls(seed=self.seed + len(study.trials))
         # trials left RUNNING by a killed search never finish: close them so they are asked again
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             log.warning(f"trial {trial.number} was interrupted: marked failed, it will be run again")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from litlab.data.resumable import resumable_loader
+
 
 class TensorBatchDataset(Dataset):
     """Rows of in-memory tensors, or with ``rows`` only those rows, gathered batch by batch: a split
@@ -65,15 +67,25 @@ def batch_loader(
 ) -> DataLoader:
     """A loader that never draws from the global RNG (it has its own generator), so that
     building or iterating loaders (e.g. a sanity check after resume) cannot shift dropout or
-    augmentation randomness: the resumed run then replays the uninterrupted one exactly."""
-    return DataLoader(
+    augmentation randomness; and that resumes mid-epoch at the batch it stopped at
+    (``litlab.data.resumable``): the resumed run then replays the uninterrupted one exactly."""
+    if sampler is not None:  # an explicit shard (data.shuffle=false under DDP): Lightning keeps a
+        # loader's own DistributedSampler, but would not see one inside the resumable batch sampler
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            collate_fn=keep_batch,
+            generator=torch.Generator(),
+        )
+    return resumable_loader(
         dataset,
-        batch_size=batch_size,
+        batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
-        sampler=sampler,
-        collate_fn=keep_batch,
         generator=generator if generator is not None else torch.Generator(),
+        collate_fn=keep_batch,
     )
 
 

@@ -103,8 +103,16 @@ def extract_once(archive: Path, member: str) -> Path:
 
     if done():
         return into / member
-    into.mkdir(parents=True, exist_ok=True)
-    with open(into / f".{member}.lock", "a") as lock:
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+        lock = open(into / f".{member}.lock", "a")  # noqa: SIM115 - held by the with below
+    except OSError as error:  # read-only (EROFS) or not ours (EACCES): the data dir and the cache
+        where = f"into {into}" if into == archive.parent else f"(its folder is read-only) into {into}"
+        raise DataError(
+            f"cannot extract {archive} {where} ({error.strerror}); set LITLAB_CACHE_DIR "
+            "to a writable folder, or extract the archive into a writable folder and point paths.data_dir at it"
+        ) from error
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
         if done():  # another process finished it while this one waited
             return into / member

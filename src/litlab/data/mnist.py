@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,10 @@ def parse_idx(path: Path) -> np.ndarray:
     """Parse an idx file (magic 0x0000 08 ndim, big-endian dims, then the data), checking its length."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise DataError(f"MNIST file {path} is truncated or corrupt ({error}); replace it") from error
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise DataError(
+            f"MNIST file {path} is truncated or corrupt ({error}); replace it with a fresh copy"
+        ) from error
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPE:
         raise DataError(f"MNIST file {path} is not an idx file of uint8 (bad magic); replace it")
     ndim = raw[3]

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from litlab.data.batching import TensorBatchDataset, keep_batch
+from litlab.data.batching import TensorBatchDataset, batch_loader, keep_batch
 
 TABLE_INPUTS = [[0, 0, 1], [1, 1, 1], [1, 1, 0], [1, 0, 1], [0, 0, 1]]
 TABLE_TARGETS = [0, 1, 1, 1, 0]
@@ -31,7 +31,7 @@ class ToyDataModule(L.LightningDataModule):
 
     def _full_batches(self, repeats: int) -> DataLoader:
         dataset = TensorBatchDataset(self.inputs.repeat(repeats, 1), self.targets.repeat(repeats))
-        return DataLoader(dataset, batch_size=len(TABLE_TARGETS), shuffle=False, collate_fn=keep_batch)
+        return batch_loader(dataset, len(TABLE_TARGETS), shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._full_batches(self.steps_per_epoch)

@@ -73,6 +73,7 @@ class ClassificationModule(L.LightningModule):
         self.register_buffer("train_loss_sum", torch.zeros((), dtype=torch.float64), persistent=False)
         self.register_buffer("train_correct", torch.zeros((), dtype=torch.int64), persistent=False)
         self.train_count = 0
+        self.restored_best: torch.Tensor | None = None  # val_acc_best of the epochs before a resume
         # set by a non-finite loss on an accelerator, where steps do not read the loss (check_finite)
         self.register_buffer("nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
 
@@ -159,6 +160,8 @@ class ClassificationModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()  # forget the sanity check's score
+        if self.restored_best is not None:  # ... but not the epochs before a resume
+            self.val_acc_best.update(self.restored_best.to(self.device))
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -206,6 +209,25 @@ class ClassificationModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.raise_if_flagged()  # before the file is written
+        # the epoch's running sums and the best accuracy so far are not in the state dict: saved here,
+        # a run resumed inside an epoch logs the same train/loss, train/acc and val/acc_best
+        checkpoint["litlab_epoch_sums"] = {
+            "loss_sum": self.train_loss_sum.detach().cpu(),
+            "correct": self.train_correct.detach().cpu(),
+            "count": self.train_count,
+            "val_acc_best": self.val_acc_best.compute().detach().cpu()
+            if self.val_acc_best.update_count
+            else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sums = checkpoint.get("litlab_epoch_sums")
+        if sums is None:
+            return
+        self.train_loss_sum.copy_(sums["loss_sum"])
+        self.train_correct.copy_(sums["correct"])
+        self.train_count = sums["count"]
+        self.restored_best = sums["val_acc_best"]
 
     # --- optimiser wiring --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -85,6 +85,33 @@ def interrupted_checkpoint(output_dir: Path) -> Path | None:
     return saved if resumable and saved.exists() else None
 
 
+def previous_run(output_dir: Path) -> str | None:
+    """What of an earlier run ``output_dir`` holds (its metrics.json, its checkpoints), or None.
+    Hydra's own ``.hydra/`` and log file do not count: they are written before any job starts."""
+    held = [name for name in ("metrics.json",) if (output_dir / name).is_file()]
+    if any((output_dir / "checkpoints").glob("*.ckpt")):
+        held.append("checkpoints/")
+    return " and ".join(held) or None
+
+
+def check_fresh_run_dir(output_dir: Path, ckpt_path: str | None) -> None:
+    """A run directory holding another run is reused only on purpose (``resume=true``, a SLURM requeue
+    or a ``ckpt_path`` inside it: the caller checks the first two), never silently: two runs would mix
+    their CSV rows and the second overwrite the first's metrics.json."""
+    held = previous_run(output_dir)
+    if held is None:
+        return
+    if ckpt_path and Path(ckpt_path).resolve().is_relative_to(output_dir.resolve()):
+        return
+    resume = "resume=true"
+    if held.endswith("checkpoints/"):
+        resume += f" or ckpt_path={output_dir}/checkpoints/last.ckpt"
+    raise ConfigError(
+        f"{output_dir} already holds a run ({held}): give a new hydra.run.dir (or leave it to the "
+        f"timestamp), or continue that run with {resume}"
+    )
+
+
 def requeued() -> bool:
     """A SLURM job requeued after a timeout or preemption resumes as if ``resume=true`` were set."""
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0

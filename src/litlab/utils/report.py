@@ -15,6 +15,27 @@ def close_loggers() -> None:
             wandb.finish()
 
 
+def as_tracking_error(error: BaseException) -> Exception | None:
+    """W&B that cannot start its run online (a wrong key, no network, a server that does not answer
+    within ``logger.wandb.settings.init_timeout``) as one line naming the fixes. W&B is shut down
+    first, so that its own exit messages come before that line, not after it."""
+    from litlab.errors import ConfigError
+
+    kind = type(error)
+    if kind.__module__.startswith("wandb") and kind.__name__ in (
+        "CommError",
+        "AuthenticationError",
+        "UsageError",
+    ):
+        sys.modules["wandb"].teardown()
+        reason = str(error).splitlines()[0] if str(error) else kind.__name__
+        return ConfigError(
+            f"W&B could not start the run online ({reason}); check WANDB_API_KEY (`wandb login --relogin`) "
+            "and the network, or log offline with WANDB_MODE=offline (or logger=csv)"
+        )
+    return None
+
+
 def print_results(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
