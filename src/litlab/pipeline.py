@@ -23,6 +23,7 @@ from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import install_hydra_relaunch, isolated_job
 from litlab.errors import ConfigError
+from litlab.tracking.records import ParameterCounts, record_summary
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers, print_results
 
@@ -45,8 +46,10 @@ def build_run(
     model = build(
         cfg.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
     )
+    provenance = start_tracking(cfg, output_dir)
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True), output_dir / "checkpoints"))
+    callbacks.append(ParameterCounts())
     loggers = build_all(cfg.get("logger"), "logger")
     options: dict[str, Any] = {}
     # checkpoints come from the callbacks config alone: callbacks=none gets no Lightning default
@@ -58,8 +61,20 @@ def build_run(
         options["plugins"] = [AtomicCheckpointIO()]
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **options)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance})
     return datamodule, model, trainer
+
+
+def start_tracking(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Provenance into the run dir (rank 0) and the run's tracker identity into the logger configs."""
+    from litlab.tracking import identity, provenance
+
+    ident = identity.identify(cfg, output_dir, hydra_overrides())
+    record, patch = provenance.collect(ident.id)
+    if rank_zero_only.rank == 0:
+        provenance.write(output_dir, record, patch)
+    identity.configure_loggers(cfg, ident)
+    return record
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -95,6 +110,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("predict", False):
             predictions = trainer.predict(model, datamodule=datamodule)
             result["predictions"] = torch.cat(predictions).tolist()
+        result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)
+        result["threads"] = torch.get_num_threads()
+        result["wall_time_s"] = round(time.perf_counter() - start, 2)
+        finish(result, output_dir, trainer.loggers)
     except SystemExit as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit after RunState saved
         if trainer.state.status != TrainerStatus.INTERRUPTED:
             raise
@@ -103,14 +122,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         result.update(
             global_step=trainer.global_step, ckpt_path=str(output_dir / "checkpoints" / INTERRUPTED)
         )
-        finish(result, output_dir)
+        finish(result, output_dir, trainer.loggers)
         raise SystemExit(143 if signal_name == "SIGTERM" else 130) from None
     finally:
         close_loggers()
-    result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)
-    result["threads"] = torch.get_num_threads()
-    result["wall_time_s"] = round(time.perf_counter() - start, 2)
-    finish(result, output_dir)
     return result
 
 
@@ -128,8 +143,9 @@ def best_checkpoint(trainer: L.Trainer) -> dict[str, Any]:
 
 
 @rank_zero_only
-def finish(result: dict[str, Any], output_dir: Path) -> None:
+def finish(result: dict[str, Any], output_dir: Path, loggers: list[Any] = ()) -> None:
     write_metrics(result, output_dir)
+    record_summary(list(loggers), result)
     print_results(result)
 
 
