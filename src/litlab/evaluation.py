@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from litlab.checkpoints import check_data_fits, rebuild_model
-from litlab.pipeline import finish, hydra_overrides, scalars
+from litlab.pipeline import finish, hydra_overrides, scalars, start_tracking
 from litlab.utils.config import build, build_all
 from litlab.utils.report import close_loggers
 
@@ -22,6 +22,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         data_cfg.data_dir = cfg.paths.data_dir  # the training machine's path may not exist here
     datamodule = build(data_cfg, "data")
     check_data_fits(model, datamodule, "ckpt_path", path)
+    start_tracking(cfg, Path(cfg.paths.output_dir))
     loggers = build_all(cfg.get("logger"), "logger")
     trainer = build(cfg.trainer, "trainer", logger=loggers or False)
     try:

@@ -31,6 +31,7 @@ from litlab.ranks import (
     raise_if_a_rank_failed,
     write_rank_error,
 )
+from litlab.tracking.records import ParameterCounts, record_summary
 from litlab.utils.config import build, build_all
 from litlab.utils.disk import as_disk_full, write_text_with_fallback
 from litlab.utils.report import as_tracking_error, close_loggers, print_results
@@ -54,9 +55,11 @@ def build_run(
     model = build(
         cfg.model, "model", num_classes=datamodule.num_classes, input_shape=list(datamodule.input_shape)
     )
+    provenance = start_tracking(cfg, output_dir)
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     callbacks.append(RunState(OmegaConf.to_container(cfg, resolve=True), output_dir / "checkpoints"))
     callbacks.append(Preemption())
+    callbacks.append(ParameterCounts())
     loggers = build_all(cfg.get("logger"), "logger")
     options: dict[str, Any] = {}
     # checkpoints come from the callbacks config alone: callbacks=none gets no Lightning default
@@ -70,8 +73,20 @@ def build_run(
         options["strategy"] = strategy
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **options)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "provenance": provenance})
     return datamodule, model, trainer
+
+
+def start_tracking(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Provenance into the run dir (rank 0) and the run's tracker identity into the logger configs."""
+    from litlab.tracking import identity, provenance
+
+    ident = identity.identify(cfg, output_dir, hydra_overrides())
+    record, patch = provenance.collect(ident.id)
+    if rank_zero_only.rank == 0:
+        provenance.write(output_dir, record, patch)
+    identity.configure_loggers(cfg, ident)
+    return record
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -106,6 +121,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             )
         if cfg.get("predict", False):
             result["predictions"] = predict(trainer, model, datamodule)
+        result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)
+        result["threads"] = torch.get_num_threads()
+        result["wall_time_s"] = round(time.perf_counter() - start, 2)
+        finish(result, output_dir, trainer.loggers)
     except SystemExit as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit after RunState saved
         ctrl_c = stop.code == 1  # Lightning exits 1 after a KeyboardInterrupt
         if trainer.state.status != TrainerStatus.INTERRUPTED or not (
@@ -121,16 +140,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         result.update(
             global_step=trainer.global_step, ckpt_path=str(output_dir / "checkpoints" / INTERRUPTED)
         )
-        finish(result, output_dir)
+        finish(result, output_dir, trainer.loggers)
         if preemption:
             preemption.requeue()
         raise SystemExit(130 if signal_name == "SIGINT" else 143) from None
     finally:
         close_loggers()
-    result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)
-    result["threads"] = torch.get_num_threads()
-    result["wall_time_s"] = round(time.perf_counter() - start, 2)
-    finish(result, output_dir)
     return result
 
 
@@ -148,11 +163,12 @@ def best_checkpoint(trainer: L.Trainer) -> dict[str, Any]:
 
 
 @rank_zero_only
-def finish(result: dict[str, Any], output_dir: Path) -> None:
+def finish(result: dict[str, Any], output_dir: Path, loggers: list[Any] = ()) -> None:
     """The table first, then metrics.json: a full disk loses neither (the record then goes to $TMPDIR
     or the cwd, and the run fails with one line saying so)."""
     print_results(result)
     record, full = write_metrics(result, output_dir)
+    record_summary(list(loggers), result)
     if full is not None:
         full.record = record
         raise full

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader
 
+from litlab.data.batching import batch_loader
 from litlab.distributed import per_device_batch_size
 from litlab.errors import ConfigError
 
@@ -56,6 +58,7 @@ class ShuffledDataModule(L.LightningDataModule):
 
     batch_size: int
     shuffle_rng: torch.Generator | None = None
+    predict_split = "test"  # the split predict_dataloader serves, in order (predict.py's split=)
     val_size: int
     split_seed: int
     folds: int | None = None
@@ -88,9 +91,24 @@ class ShuffledDataModule(L.LightningDataModule):
             self.shuffle_rng = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
         return self.shuffle_rng
 
+    def predict_dataloader(self) -> DataLoader:
+        """``predict_split`` in the split's own order, so row i of predictions.csv is sample i (the
+        evaluation loaders may reorder, IMDB's by length; padding changes no prediction)."""
+        split = self.splits[self.predict_split]
+        return batch_loader(split, self.eval_batch_size, shuffle=False)
+
     def state_dict(self) -> dict:
         return {"shuffle_rng": self._shuffle_rng().get_state()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "shuffle_rng" in state_dict:
             self._shuffle_rng().set_state(state_dict["shuffle_rng"])
+
+
+def class_names(datamodule: object, num_classes: int) -> list[str]:
+    """The names of the classes the model predicts (a ``class_subset`` renumbers them), else their ids."""
+    names = list(getattr(datamodule, "classes", ()) or ())
+    subset = getattr(datamodule, "class_subset", None)
+    if subset is not None and names:
+        names = [names[int(i)] for i in subset]
+    return names if len(names) == num_classes else [str(i) for i in range(num_classes)]

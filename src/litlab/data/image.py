@@ -114,7 +114,8 @@ class InMemoryImageDataModule(ShuffledDataModule):
         for the training split; ``stage=None`` loads everything."""
         _ = self.device_batch_size  # a global batch that does not divide over the processes fails here
         self.ensure_files()
-        if stage in (None, "fit", "validate") and "train" not in self.splits:
+        wants_val = stage in (None, "fit", "validate") or (stage == "predict" and self.predict_split == "val")
+        if wants_val and "train" not in self.splits:
             self._setup_train_val()
         if stage in (None, "test", "predict") and "test" not in self.splits:
             test = self.placed(*self._select_classes(*self.load_split(train=False)))

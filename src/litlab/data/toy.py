@@ -28,6 +28,7 @@ class ToyDataModule(L.LightningDataModule):
 
     num_classes = 2
     input_shape = (3,)
+    predict_labels_known = False  # the query's label is a placeholder
 
     def _full_batches(self, repeats: int) -> DataLoader:
         dataset = TensorBatchDataset(self.inputs.repeat(repeats, 1), self.targets.repeat(repeats))

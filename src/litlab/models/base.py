@@ -152,11 +152,12 @@ class ClassificationModule(L.LightningModule):
         self.log("train/loss", (self.train_loss_sum / count).float(), prog_bar=True, sync_dist=True)
         self.log("train/acc", (self.train_correct / count).float(), prog_bar=True, sync_dist=True)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         loss, preds, target = self.model_step(batch)
         self.val_acc(preds, target)
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+        return {"preds": preds, "target": target}  # for callbacks (the validation gallery)
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()  # forget the sanity check's score

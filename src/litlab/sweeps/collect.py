@@ -32,6 +32,7 @@ class Job:
     path: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    commit: str | None = None  # the git commit its provenance.json names, "+dirty" when the tree was
 
     @property
     def params(self) -> dict[str, str]:
@@ -90,7 +91,29 @@ def read_job(path: Path) -> Job:
         path,
         flat_metrics(result) if status == "completed" else {},
         result.get("error", ""),
+        job_commit(path),
     )
+
+
+def job_commit(path: Path) -> str | None:
+    try:
+        git = json.loads((path / "provenance.json").read_text()).get("git") or {}
+    except (OSError, json.JSONDecodeError):
+        return None
+    commit = git.get("commit")
+    return f"{commit[:10]}{'+dirty' if git.get('dirty') else ''}" if commit else None
+
+
+def mixed_commits(jobs: list[Job]) -> str | None:
+    """One warning line when the completed jobs of a table ran different code; None when they agree."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        if job.status == "completed" and job.commit:
+            counts[job.commit] = counts.get(job.commit, 0) + 1
+    if len(counts) < 2:
+        return None
+    listed = ", ".join(f"{commit} ({n} jobs)" for commit, n in sorted(counts.items(), key=lambda c: -c[1]))
+    return f"warning: the runs of this table came from {len(counts)} commits: {listed}"
 
 
 def expected_overrides(sweep_dir: Path) -> list[tuple[str, ...]] | None:

@@ -11,11 +11,21 @@ finished or partly failed sweep still gives an honest table.
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from litlab.sweeps.collect import REPLICATE_KEYS, Group, Job, group_jobs, load_sweep, public, swept_keys
+from litlab.sweeps.collect import (
+    REPLICATE_KEYS,
+    Group,
+    Job,
+    group_jobs,
+    load_sweep,
+    mixed_commits,
+    public,
+    swept_keys,
+)
 from litlab.sweeps.latex import write_latex, write_summary_csv
 from litlab.sweeps.plots import numeric_keys, plot_arms, plot_curves, plot_metric
 from litlab.sweeps.summary import Summary, parse_baseline, summarise
@@ -135,6 +145,11 @@ def write_report(
     ranked = sorted((g for g in groups if g.values(primary)), key=lambda g: -g.mean_std(primary)[0])
     if curves and plot_curves(out_dir / "curves.png", ranked[:curves]):
         figures.append("curves.png")
+    text = markdown(sweep_dir, jobs, groups, keys, shown, figures, summary)
+    if warning := mixed_commits(jobs):
+        print(f"litlab: {warning}", file=sys.stderr)
+        title, rest = text.split("\n", 1)
+        text = f"{title}\n\n> {warning.capitalize()}.\n{rest}"
     path = out_dir / "results.md"
-    path.write_text(markdown(sweep_dir, jobs, groups, keys, shown, figures, summary))
+    path.write_text(text)
     return path
