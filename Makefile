@@ -10,7 +10,7 @@ DATA_ARG := $(if $(DATA_DIR),paths.data_dir=$(abspath $(DATA_DIR)))
 
 .PHONY: install train test test-slow results bench report ablation lint format clean gpu-wheels gpu-rehearsal test-heavy test-slurm test-ddp
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@

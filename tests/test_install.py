@@ -19,7 +19,7 @@ def test_stack_imports_after_litlab_and_wandb_stays_lazy():
 def test_shim_defines_only_missing_schemas():
     import torch
 
-    from litlab._torchvision_compat import ensure_torchvision_importable
+    from litlab_torchvision_fix import ensure_torchvision_importable
 
     ensure_torchvision_importable()  # idempotent
     assert torch._C._dispatch_has_kernel("torchvision::nms") or hasattr(torch.ops.torchvision, "nms")

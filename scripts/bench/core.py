@@ -16,7 +16,7 @@ import torch
 from runner import ROOT
 
 sys.path.insert(0, str(Path(__file__).parent))
-from startup_clock import stack_floor_seconds, startup_seconds  # noqa: E402
+from startup_clock import cli_answer_seconds, stack_floor_seconds, startup_seconds  # noqa: E402
 
 TITLE = "Training throughput and startup (core)"
 # timed steps (an epoch has 450): the MLP's steps are short, so it runs over epoch ends (the template's
@@ -289,6 +289,7 @@ def run(data_dir: Path) -> str:
     # alternated, so that each difference (the template's share) compares runs made moments apart
     pairs = [(startup_seconds(data_dir, 1)[0], stack_floor_seconds(1)[0]) for _ in range(5)]
     startup, floor = [s for s, _ in pairs], [f for _, f in pairs]
+    cli = {name: cli_answer_seconds(*name.split()) for name in ("--help", "--cfg job")}
     method = (Path(__file__).parent / "core_method.md").read_text()
     return (
         "\n".join(rows)
@@ -299,6 +300,10 @@ def run(data_dir: Path) -> str:
             floor=f"{statistics.median(floor):.2f}",
             floor_runs=", ".join(f"{s:.2f}" for s in floor),
             share=f"{statistics.median(s - f for s, f in pairs):.2f}",
+            help=f"{statistics.median(cli['--help']):.2f}",
+            help_runs=", ".join(f"{s:.2f}" for s in cli["--help"]),
+            cfg_job=f"{statistics.median(cli['--cfg job']):.2f}",
+            cfg_job_runs=", ".join(f"{s:.2f}" for s in cli["--cfg job"]),
             cnn_steps=SAMPLES["seed_cnn_cifar10"],
             mlp_steps=SAMPLES["seed_mlp_cifar10"],
             rounds=PAIRS,

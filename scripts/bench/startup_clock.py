@@ -1,4 +1,5 @@
-"""Startup clocks for the core bench: the main job to its first optimiser step, and the bare stack's floor."""
+"""Startup clocks for the core bench: the main job to its first optimiser step, the bare stack's floor,
+and how fast the CLI answers ``--help`` and ``--cfg job``."""
 
 from __future__ import annotations
 
@@ -69,4 +70,17 @@ def stack_floor_seconds(repeats: int = 3) -> list[float]:
             text=True,
         )
         times.append(float(out.stdout.strip().splitlines()[-1]))
+    return times
+
+
+def cli_answer_seconds(*args: str, repeats: int = 3) -> list[float]:
+    """Wall time of ``python src/train.py <args>`` from launch to exit (``--help``, ``--cfg job``):
+    Hydra answers from the config alone, without importing torch or Lightning."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, str(ROOT / "src" / "train.py"), *args], check=True, capture_output=True
+        )
+        times.append(time.perf_counter() - start)
     return times

@@ -14,14 +14,14 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerStatus
 from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from litlab.callbacks import INTERRUPTED, RunState
 from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import ddp_strategy, install_hydra_relaunch, isolated_job
-from litlab.errors import ConfigError, DiskFullError
+from litlab.errors import ConfigError, DiskFullError, from_lightning_misuse
 from litlab.predictions import predict
 from litlab.preemption import Preemption, cluster_plugins, preemption_of
 from litlab.ranks import (
@@ -33,6 +33,7 @@ from litlab.ranks import (
 )
 from litlab.tracking.records import ParameterCounts, record_summary
 from litlab.utils.config import build, build_all
+from litlab.utils.config_tree import print_config_tree
 from litlab.utils.disk import as_disk_full, write_text_with_fallback
 from litlab.utils.report import as_tracking_error, close_loggers, print_results
 
@@ -107,6 +108,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.get("seed"),
     }
     check_checkpoint_fits(cfg.get("ckpt_path"), model)
+    if not cfg.get("train", True) and cfg.get("ckpt_path") is None and cfg.get("test", True):
+        say("train=false and no ckpt_path: testing the untrained, freshly initialised weights")
     try:
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -160,6 +163,12 @@ def best_checkpoint(trainer: L.Trainer) -> dict[str, Any]:
         "ckpt_path": callback.best_model_path or None,
         "last_ckpt_path": callback.last_model_path or None,
     }
+
+
+@rank_zero_only
+def say(message: str) -> None:
+    """One line on stderr for the user, from rank 0."""
+    print(f"litlab: {message}", file=sys.stderr, flush=True)
 
 
 @rank_zero_only
@@ -235,6 +244,8 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
         if cfg.get("ckpt_path") is None and (last := interrupted_checkpoint(output_dir)):
             print(f"litlab: resume: continuing the interrupted job from {last}", file=sys.stderr)
             cfg.ckpt_path = str(last)
+    if OmegaConf.select(cfg, "extras.print_config", default=True):
+        print_config_tree(cfg, output_dir)
     if global_rank() == 0:
         clear_rank_errors(output_dir)
     try:
@@ -243,7 +254,9 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
             result = task(cfg)
         raise_if_a_rank_failed()
         return result
-    except Exception as error:
+    except Exception as raised:
+        # Lightning's word for a bad Trainer setting (limit_train_batches=0.01 of 54 batches, ...)
+        error = from_lightning_misuse(raised) if isinstance(raised, MisconfigurationException) else raised
         error = as_disk_full(error) or as_tracking_error(error) or error  # one line, whatever raised it
         if global_rank() != 0:
             write_rank_error(output_dir, error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,15 +35,24 @@ def cache_file(folder: Path, name: str, key: object) -> Path:
     return folder / f".litlab-{name}-{digest}.pt"
 
 
-def cached(folder: Path, name: str, key: object, build: Callable[[], T]) -> tuple[T, Path, bool]:
+def cached(
+    folder: Path, name: str, key: object, build: Callable[[], T], doing: str | None = None
+) -> tuple[T, Path, bool]:
     """(``build()``'s value, its cache file, whether it came from the cache). ``key`` is JSON data
-    naming everything the value depends on; the value is tensors, lists, dicts and plain numbers."""
+    naming everything the value depends on; the value is tensors, lists, dicts and plain numbers.
+    ``doing`` says what ``build`` does; a miss prints it first, since a first run may build for a
+    while in silence (tokenising 50,000 IMDB reviews)."""
     path = cache_file(folder, name, key)
     if path.exists():
         try:
             return torch.load(path, weights_only=True), path, True
         except Exception:  # damaged, or written by another torch: rebuilt below
             pass
+    print(
+        f"litlab: {doing or f'parsing the {name} data'} into a cache (first run only)...",
+        file=sys.stderr,
+        flush=True,
+    )
     value = build()
     # a name of its own per process: parallel sweep jobs that all miss write side by side, and
     # each rename lands one writer's complete file

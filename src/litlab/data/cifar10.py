@@ -74,7 +74,11 @@ class CIFAR10DataModule(InMemoryImageDataModule):
 
         split = "train" if train else "test"
         (images, labels), _, _ = cached(
-            writable_home(folder, key=folder), f"cifar10-{split}", source_stamps(sources), parse
+            writable_home(folder, key=folder),
+            f"cifar10-{split}",
+            source_stamps(sources),
+            parse,
+            f"parsing the CIFAR-10 {split} batches",
         )
         return images, labels
 

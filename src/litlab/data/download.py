@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -28,6 +29,7 @@ def download(url: str, dest: Path, md5: str | None) -> Path:
     """Download ``url`` to ``dest`` atomically: a partial or corrupt download never lands at ``dest``.
     Its folder is made only once the server answers, so an offline try leaves no empty folder."""
     partial = dest.with_name(dest.name + ".part")
+    print(f"litlab: downloading {url} to {dest} (first run only)...", file=sys.stderr, flush=True)
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +122,7 @@ def extract_once(archive: Path, member: str) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         temp = into / f".{member}.extracting-{os.getpid()}"
         marker.unlink(missing_ok=True)
+        print(f"litlab: extracting {archive} into {into} (first run only)...", file=sys.stderr, flush=True)
         try:
             with tarfile.open(archive) as tar:
                 tar.extractall(temp, filter="data")

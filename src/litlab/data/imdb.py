@@ -227,7 +227,13 @@ class IMDBDataModule(ShuffledDataModule):
         root = self.cache_dir or (
             self.data_dir if is_writable_dir(self.data_dir) else self.fallback_cache_dir
         )
-        encoded, path, hit = cached(root, "imdb", settings, lambda: self.encode(source))
+        encoded, path, hit = cached(
+            root,
+            "imdb",
+            settings,
+            lambda: self.encode(source),
+            "reading and tokenising the IMDB reviews",
+        )
         self.setup_info.update(cache_hit=hit, cache_path=str(path))
         return encoded
 

@@ -90,5 +90,6 @@ class MNISTDataModule(InMemoryImageDataModule):
             f"mnist-{prefix}",
             source_stamps([image_file, label_file]),
             parse,
+            f"parsing the MNIST {'training' if train else 'test'} idx files",
         )
         return images, labels
