@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 REAL_DATA := $(if $(DATA_DIR),$(DATA_DIR),$(SHARED_DATA))
 DATA_ARG := $(if $(DATA_DIR),paths.data_dir=$(abspath $(DATA_DIR)))
 
-.PHONY: install train test test-slow results bench report ablation lint format clean gpu-wheels gpu-rehearsal test-heavy
+.PHONY: install train test test-slow results bench report ablation lint format clean gpu-wheels gpu-rehearsal test-heavy test-ddp
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: install  ## default suite (tiny generated data, no network, < 10 min on 2 
 
 test-heavy: install  ## tiny data but long: real kills and races, the DCGAN scores, transfer (CI runs it)
 	$(PY) -m pytest -q -m heavy
+
+test-ddp: install  ## multi-process DDP/FSDP runs on gloo CPU processes, tiny data
+	$(PY) -m pytest -q -m ddp
 
 test-slow: install  ## real-data accuracy and long runs (reads $(REAL_DATA))
 	LITLAB_REAL_DATA=$(abspath $(REAL_DATA)) $(PY) -m pytest -q -m slow
