@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -109,6 +110,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         close_loggers()
     result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)
     result["threads"] = torch.get_num_threads()
+    result["visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")  # a parallel sweep's GPU per job
     result["wall_time_s"] = round(time.perf_counter() - start, 2)
     finish(result, output_dir)
     return result
@@ -164,7 +166,13 @@ def record_failure(cfg: DictConfig, error: BaseException) -> None:
 def run_entry_point(task: Any, cfg: DictConfig) -> Any:
     """Run ``task``; turn known user errors into one line. In a multirun a failure is recorded and the sweep goes on."""
     from litlab.errors import LitlabError
-    from litlab.sweeps.jobs import apply_threads, finished_result, interrupted_checkpoint, requeued
+    from litlab.sweeps.jobs import (
+        apply_gpu,
+        apply_threads,
+        finished_result,
+        interrupted_checkpoint,
+        requeued,
+    )
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
     output_dir = Path(cfg.paths.output_dir)
@@ -177,6 +185,7 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
             cfg.ckpt_path = str(last)
     try:
         apply_threads(cfg.get("threads"))
+        apply_gpu(str((cfg.get("trainer") or {}).get("accelerator", "auto")))
         with isolated_job():
             return task(cfg)
     except Exception as error:
