@@ -63,7 +63,11 @@ def test_fsdp_cpu_shards_every_layer_resumes_and_evaluates(run_script, cifar_dir
 
     # eval.py reads the FSDP checkpoint on one CPU process and reproduces the training run's test
     evaluated = run_script(
-        f"ckpt_path={straight.metrics['best']['ckpt_path']}", data, "trainer.accelerator=cpu", script="eval"
+        f"ckpt_path={straight.metrics['best']['ckpt_path']}",
+        data,
+        "trainer.accelerator=cpu",
+        "trainer.precision=32-true",  # as fsdp_cpu trained and tested; the CPU default may be bf16 autocast
+        script="eval",
     )
     assert evaluated.metrics["test"]["test/acc"] == straight.metrics["test"]["test/acc"]
     assert evaluated.metrics["test"]["test/loss"] == pytest.approx(
