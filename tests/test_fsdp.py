@@ -52,8 +52,8 @@ def test_fsdp_cpu_shards_every_layer_resumes_and_evaluates(run_script, cifar_dir
         assert sum(held) == total and all(abs(h - total / 2) <= 8 for h in held), (unit, held, total)
 
     # save, load and resume: the resumed run continues from the FSDP checkpoint to the same step. Its
-    # weights end near the uninterrupted run's, not equal (ddp_cpu resumes bit-exactly): FSDP's
-    # gathered optimiser state is re-keyed on save and load, and the runs drift apart after resuming
+    # weights end near the uninterrupted run's, not equal (ddp_cpu resumes bit-exactly; the cause under
+    # FSDP is not found yet: the restored Adam state matches the saved one but for the conv weights)
     assert resumed.metrics["status"] == "completed" and resumed.metrics["epochs"] == 2
     assert resumed.metrics["global_step"] == straight.metrics["global_step"]
     continued = weights(resumed.metrics["best"]["last_ckpt_path"])
