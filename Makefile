@@ -26,7 +26,7 @@ test: install  ## default suite (tiny generated data, no network, < 10 min on 2 
 test-heavy: install  ## tiny data but long: real kills and races, the DCGAN scores, transfer (CI runs it)
 	$(PY) -m pytest -q -m heavy
 
-test-ddp: install  ## every experiment under DDP, 2 CPU processes: ranks agree, failures recorded (CI runs it)
+test-ddp: install  ## every experiment under DDP and FSDP on 2 CPU processes: ranks agree, failures recorded (CI runs it)
 	$(PY) -m pytest -q -m ddp
 
 test-slurm: install  ## on a real SLURM cluster started here (scripts/slurm_cluster.sh; CI runs it)

@@ -78,6 +78,10 @@ class FillDisk(L.Callback):
     """Fills the run directory's filesystem after testing: the disk is full when the run writes its
     results (what a shared disk filling up during a long run does)."""
 
+
+class FSDPShardProbe(L.Callback):
+    """Writes, per rank, the FSDP units and how many elements of each parameter this rank holds."""
+
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
 
@@ -191,3 +195,16 @@ class FailOnRank(L.Callback):
             except OSError:
                 pass
         (self.out_dir / "filler").chmod(0o644)
+
+    def on_train_end(self, trainer, module) -> None:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        def clean(name: str) -> str:
+            return name.replace("_fsdp_wrapped_module.", "").replace("._fsdp_wrapped_module", "")
+
+        units = [clean(n) for n, m in module.named_modules() if isinstance(m, FullyShardedDataParallel)]
+        local = {clean(n): p.numel() for n, p in module.named_parameters()}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(
+            json.dumps({"units": units, "local_numel": local})
+        )

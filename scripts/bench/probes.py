@@ -35,27 +35,29 @@ def synced_clock() -> float:
 
 
 class StepRateProbe(L.Callback):
-    """Records the first step's duration (compilation shows up there) and steady-state steps per
-    second after ``warmup`` steps, so compilation and first-run warm-up stay out of the timed window."""
+    """Records the first batch's duration (compilation shows up there) and steady-state training
+    batches per second after ``warmup`` batches, so compilation and first-run warm-up stay out of the
+    timed window. Batches, not ``global_step``: a GAN's batch takes an optimiser step per network."""
 
     def __init__(self, out_file: str, warmup: int = 5) -> None:
         self.out_file, self.warmup = Path(out_file), warmup
         self.first_step_s = 0.0
+        self.batches = 0
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == 0:
+        if self.batches == 0:
             self.t0 = synced_clock()
-        if trainer.global_step == self.warmup:
+        if self.batches == self.warmup:
             self.start = synced_clock()
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == 1:
+        self.batches += 1
+        if self.batches == 1:
             self.first_step_s = synced_clock() - self.t0
 
     def on_train_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_rank == 0:
-            steps = trainer.global_step - self.warmup
-            rate = steps / (synced_clock() - self.start)
+            rate = (self.batches - self.warmup) / (synced_clock() - self.start)
             self.out_file.write_text(json.dumps({"first_step_s": self.first_step_s, "steps_per_s": rate}))
 
 

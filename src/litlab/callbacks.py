@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
@@ -16,6 +17,8 @@ import torch
 from lightning.fabric.utilities.types import _Stateful
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from litlab.checkpoint_io import _temp_name
 
 INTERRUPTED = "interrupted.ckpt"  # what Ctrl-C and SIGTERM save, beside the other checkpoints
 
@@ -130,6 +133,19 @@ class RichProgressBar(L.pytorch.callbacks.RichProgressBar):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
+def copy_unless_same(source: Path, target: Path) -> None:
+    """Copy beside the target, then rename over it; an identical copy (size and mtime) is kept.
+
+    A test after a resumed fit restores this callback from the copy itself: rewriting the copy in
+    place then would cut the bytes from under another rank still reading it (FSDP loads lazily)."""
+    held, wanted = (target.stat() if target.exists() else None), source.stat()
+    if held and (held.st_size, held.st_mtime_ns) == (wanted.st_size, wanted.st_mtime_ns):
+        return
+    temp = _temp_name(target)
+    shutil.copy2(source, temp)
+    os.replace(temp, target)
+
+
 class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
     """Lightning's, except that ``last.ckpt`` is always the latest epoch, and that a run resumed
     into a new run directory keeps the old run's best.
@@ -187,7 +203,7 @@ class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         if rank_zero_only.rank == 0:
             Path(self.dirpath).mkdir(parents=True, exist_ok=True)
             for path, copy in copies.items():
-                shutil.copy2(path, copy)
+                copy_unless_same(Path(path), Path(copy))
         self.best_k_models = {copies[path]: score for path, score in old_best.items()}
         self.best_model_score = state_dict["best_model_score"]
         self.best_model_path = copies.get(state_dict["best_model_path"], state_dict["best_model_path"])

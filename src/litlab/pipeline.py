@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -126,6 +127,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             result["predictions"] = predict(trainer, model, datamodule)
         result.update(status="completed", epochs=trainer.current_epoch, global_step=trainer.global_step)
         result["threads"] = torch.get_num_threads()
+        result["visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")  # a parallel sweep's GPU per job
         result["wall_time_s"] = round(time.perf_counter() - start, 2)
         finish(result, output_dir, trainer.loggers)
     except SystemExit as stop:  # Lightning turns Ctrl-C and SIGTERM into SystemExit after RunState saved
@@ -216,6 +218,7 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
     """Run ``task``; turn known user errors into one line. In a multirun a failure is recorded and the sweep goes on."""
     from litlab.errors import LitlabError
     from litlab.sweeps.jobs import (
+        apply_gpu,
         apply_threads,
         check_fresh_run_dir,
         finished_result,
@@ -250,6 +253,7 @@ def run_entry_point(task: Any, cfg: DictConfig) -> Any:
         clear_rank_errors(output_dir)
     try:
         apply_threads(cfg.get("threads"))
+        apply_gpu(str((cfg.get("trainer") or {}).get("accelerator", "auto")))
         with isolated_job():
             result = task(cfg)
         raise_if_a_rank_failed()

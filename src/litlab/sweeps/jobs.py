@@ -3,12 +3,15 @@
 - ``threads_per_job``: parallel jobs on one machine share its cores, so each gets cores // jobs torch
   threads instead of all of them (two jobs x two threads on two cores run slower than one each);
   a submitit job gets its ``cpus_per_task``.
+- ``assign_gpu``: parallel jobs on one machine (joblib, submitit_local) would all compute on GPU 0;
+  each gets a GPU of its own through ``CUDA_VISIBLE_DEVICES``, set before CUDA starts in its process.
 - ``finished_result``: with ``resume=true`` a job whose metrics.json says completed is not run again.
 - ``objective``: the float an Optuna sweeper optimises; NaN marks a failed trial.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -59,6 +62,80 @@ def apply_threads(requested: int | None) -> int | None:
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)  # for libraries that start their own pools later
     return threads
+
+
+GPU_COUNT_ENV = "LITLAB_GPU_COUNT"  # how many GPUs parallel local jobs share out (default: all CUDA sees)
+_held_gpu: tuple[str, object] | None = None  # (GPU, its open lock file) this process claimed
+
+
+def parallel_local_launcher() -> str | None:
+    """``joblib`` or ``submitit_local`` when this job runs beside others on this machine, else None."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode.name != "MULTIRUN":
+        return None
+    launcher = HydraConfig.get().launcher
+    target = str(launcher.get("_target_", ""))
+    if target.endswith("JoblibLauncher") and launcher.get("n_jobs") != 1:
+        return "joblib"
+    return "submitit_local" if target.endswith("submitit_launcher.LocalLauncher") else None
+
+
+def cuda_device_count() -> int:
+    """GPUs on this machine, counted without starting CUDA (NVML), so the choice can still apply."""
+    if os.environ.get(GPU_COUNT_ENV):
+        return int(os.environ[GPU_COUNT_ENV])
+    import torch
+
+    return torch.cuda.device_count()  # not is_available(): that may start CUDA, fixing the GPUs it sees
+
+
+def claim_gpu(count: int, slot_dir: Path, job_num: int) -> tuple[str, object]:
+    """The first GPU no other job of the sweep holds (an flock that its process keeps until it exits);
+    with more jobs than GPUs, job i shares GPU i mod count."""
+    slot_dir.mkdir(parents=True, exist_ok=True)
+    for gpu in range(count):
+        lock = open(slot_dir / f"gpu{gpu}.lock", "a")  # noqa: SIM115 (held for the process's life)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return str(gpu), lock
+        except BlockingIOError:
+            lock.close()
+    return str(job_num % count), None
+
+
+def assign_gpu(launcher: str | None, accelerator: str, slot_dir: Path, job_num: int) -> str | None:
+    """Give this job its own GPU via ``CUDA_VISIBLE_DEVICES``; returns it, or None when left alone:
+    not a parallel local sweep, a CPU run, no GPU, or a value the user set. submitit's local executor
+    sets ``0,..,gpus_per_node-1`` for every job (all on GPU 0); its empty value (``gpus_per_node=0``)
+    means no GPU and is kept. A joblib worker runs several jobs: it keeps the GPU it claimed first,
+    since CUDA, once started in it, never sees a new value."""
+    global _held_gpu
+    if launcher is None or accelerator == "cpu":
+        return None
+    if _held_gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = _held_gpu[0]
+        return _held_gpu[0]
+    current = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if current is not None and (launcher != "submitit_local" or current == ""):
+        return None  # the user's choice (or submitit's "no GPU")
+    os.environ.pop("CUDA_VISIBLE_DEVICES", None)  # count every GPU, not submitit's "0"
+    count = cuda_device_count()
+    if count < 1:
+        if current is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = current
+        return None
+    _held_gpu = claim_gpu(count, slot_dir, job_num)
+    os.environ["CUDA_VISIBLE_DEVICES"] = _held_gpu[0]
+    return _held_gpu[0]
+
+
+def apply_gpu(accelerator: str) -> str | None:
+    """``assign_gpu`` for the running Hydra job, with the claims kept in its sweep directory."""
+    launcher = parallel_local_launcher()
+    if launcher is None:
+        return None
+    hydra_cfg = HydraConfig.get()
+    slot_dir = Path(hydra_cfg.sweep.dir) / ".gpus"
+    return assign_gpu(launcher, accelerator, slot_dir, int(hydra_cfg.job.get("num", 0) or 0))
 
 
 def read_metrics(output_dir: Path) -> dict[str, Any] | None:
