@@ -14,6 +14,7 @@ from conftest import ROOT
 FAST = ["logger=csv", "data.val_size=100", "data.download=false", "trainer.max_epochs=3"]
 
 
+@pytest.mark.ddp
 def test_ddp_cpu_ranks_see_disjoint_shards_and_match_single_process(
     run_script, cifar_dir, tmp_path, monkeypatch
 ):
@@ -42,6 +43,7 @@ def test_ddp_cpu_ranks_see_disjoint_shards_and_match_single_process(
     assert len(list(ddp.run_dir.glob("**/metrics.json"))) == 1  # rank zero writes, once
 
 
+@pytest.mark.ddp
 def test_global_batch_must_divide_over_processes(run_script, cifar_dir):
     run = run_script(
         "model=mlp",

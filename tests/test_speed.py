@@ -143,7 +143,7 @@ def test_sgdw_weight_decay_does_not_depend_on_the_lr():
 
 
 def flipped_in_epoch(dm, batch, epoch: int) -> torch.Tensor:
-    dm.trainer = SimpleNamespace(training=True, current_epoch=epoch, world_size=1)
+    dm.trainer = SimpleNamespace(training=True, current_epoch=epoch, world_size=1, global_rank=0)
     images, _ = dm.on_after_batch_transfer(batch, 0)
     plain = dm.to_float(batch[0])
     is_flipped = torch.isclose(images, plain.flip(-1)).flatten(1).all(1)
@@ -155,7 +155,7 @@ def test_alternating_flip_flips_each_sample_every_other_epoch(cifar_dir):
     torch.manual_seed(0)
     dm = CIFAR10DataModule(str(cifar_dir), batch_size=400, val_size=0, alternating_flip=True, download=False)
     dm.setup()
-    dm.trainer = SimpleNamespace(training=True, current_epoch=0, world_size=1)
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0, world_size=1, global_rank=0)
     batch = next(iter(dm.train_dataloader()))
     assert len(batch) == 3  # the loader carries sample ids ...
     assert len(dm.on_after_batch_transfer(batch, 0)) == 2  # ... and the model never sees them
