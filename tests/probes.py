@@ -58,30 +58,6 @@ class PauseForSignal(L.Callback):
 class RankProbe(L.Callback):
     """Writes, per global rank, how Lightning placed the process: ranks, nodes, world size, SLURM node."""
 
-
-class InterruptAt(L.Callback):
-    """Sends ``signal`` (SIGINT: a Ctrl-C, or SIGTERM) to its own process after training step ``step``:
-    a real interrupt, at a known point inside an epoch."""
-
-    def __init__(self, step: int, signal: str = "SIGINT") -> None:
-        self.step, self.signal = step, signal
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        import os
-        import signal
-
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), getattr(signal, self.signal))
-
-
-class FillDisk(L.Callback):
-    """Fills the run directory's filesystem after testing: the disk is full when the run writes its
-    results (what a shared disk filling up during a long run does)."""
-
-
-class FSDPShardProbe(L.Callback):
-    """Writes, per rank, the FSDP units and how many elements of each parameter this rank holds."""
-
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
 
@@ -186,6 +162,29 @@ class FailOnRank(L.Callback):
         if trainer.global_rank == self.rank and batch_idx == self.batch:
             raise RuntimeError(f"probe failure on rank {self.rank} at batch {batch_idx}")
 
+
+class InterruptAt(L.Callback):
+    """Sends ``signal`` (SIGINT: a Ctrl-C, or SIGTERM) to its own process after training step ``step``:
+    a real interrupt, at a known point inside an epoch."""
+
+    def __init__(self, step: int, signal: str = "SIGINT") -> None:
+        self.step, self.signal = step, signal
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        import os
+        import signal
+
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class FillDisk(L.Callback):
+    """Fills the run directory's filesystem after testing: the disk is full when the run writes its
+    results (what a shared disk filling up during a long run does)."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
     def on_test_end(self, trainer, module) -> None:
         with open(self.out_dir / "filler", "wb") as filler:
             try:
@@ -195,6 +194,13 @@ class FailOnRank(L.Callback):
             except OSError:
                 pass
         (self.out_dir / "filler").chmod(0o644)
+
+
+class FSDPShardProbe(L.Callback):
+    """Writes, per rank, the FSDP units and how many elements of each parameter this rank holds."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
 
     def on_train_end(self, trainer, module) -> None:
         from torch.distributed.fsdp import FullyShardedDataParallel
