@@ -136,13 +136,7 @@ def ddp_sweep(tmp_path_factory, slurm_env, mnist_5k) -> Path:
     "experiment",
     [
         "seed_mlp_mnist",
-        pytest.param(
-            "seed_perceptron",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="DDP predict of the perceptron: rank 1 dies in the predict loop (issue 20 item 1)",
-            ),
-        ),
+        "seed_perceptron",
     ],
 )
 def test_b_ddp_through_srun_with_two_tasks(ddp_sweep, experiment):
