@@ -271,3 +271,18 @@ def test_predictions_csv_for_a_checkpoint_on_its_data_and_on_another_dir(
         missing.proc.stderr.strip().splitlines()[-1].startswith("error: ckpt_path=")
         and "does not exist" in missing.output
     )
+
+
+@pytest.mark.ddp
+def test_predictions_csv_under_ddp_equals_one_process(run_script, cifar_dir):
+    """Two ranks each predict half of the split; the gathered file is the one process's, row for row."""
+    trained = run_script(
+        "model=mlp", "data=cifar10", f"paths.data_dir={cifar_dir}", "trainer.max_epochs=1", *FAST
+    )
+    ckpt = trained.metrics["best"]["ckpt_path"]
+    common = [f"ckpt_path={ckpt}", f"paths.data_dir={cifar_dir}"]
+    one = run_script(*common, "trainer=cpu", script="predict")
+    two = run_script(*common, "trainer=ddp_cpu", "trainer.devices=2", script="predict")
+    single = (one.run_dir / "predictions.csv").read_text().splitlines()
+    assert len(single) == 201  # the header and the 200 test images, each once
+    assert (two.run_dir / "predictions.csv").read_text().splitlines() == single

@@ -30,12 +30,13 @@ def prediction_rows(probabilities: list[Any], labels: list[Any] | None) -> list[
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
-    import lightning as L
+    import torch
 
     from litlab.checkpoints import check_data_fits, rebuild_model
     from litlab.data.base import class_names
     from litlab.models.base import ClassificationModule
     from litlab.pipeline import finish, hydra_overrides, start_tracking
+    from litlab.predictions import predict as gathered_predictions
     from litlab.utils.config import build, build_all
     from litlab.utils.report import close_loggers
 
@@ -56,18 +57,14 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     datamodule.predict_split = cfg.split
     output_dir = Path(cfg.paths.output_dir)
     start_tracking(cfg, output_dir)
-    labels: list[Any] = []
-
-    class KeepLabels(L.Callback):
-        def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-            labels.append(pl_module.unpack(batch)[1])
-
     loggers = build_all(cfg.get("logger"), "logger")
-    trainer = build(cfg.trainer, "trainer", logger=loggers or False, callbacks=[KeepLabels()])
-    try:
-        probabilities = trainer.predict(model, datamodule=datamodule)
+    trainer = build(cfg.trainer, "trainer", logger=loggers or False)
+    try:  # every sample once and in order, on one process or gathered from the ranks of a DDP run
+        probabilities = [torch.tensor(gathered_predictions(trainer, model, datamodule))]
     finally:
         close_loggers()
+    # the labels in the same (the split's own) order, read from the loader without the model
+    labels = [model.unpack(batch)[1] for batch in datamodule.predict_dataloader()]
     rows = prediction_rows(
         probabilities, labels if getattr(datamodule, "predict_labels_known", True) else None
     )

@@ -51,9 +51,11 @@ def sharded_predict_set(trainer: L.Trainer, datamodule: L.LightningDataModule) -
             loader.dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
         )
         indices[:] = list(sampler)
+        # a loader built on a batch sampler (litlab's resumable one) has no batch_size of its own
+        batch_size = loader.batch_size if loader.batch_size is not None else loader.batch_sampler.batch_size
         return DataLoader(
             loader.dataset,
-            batch_size=loader.batch_size,
+            batch_size=batch_size,
             sampler=sampler,
             collate_fn=loader.collate_fn,
             num_workers=loader.num_workers,
