@@ -298,20 +298,36 @@ def test_multirun_with_a_failed_job_exits_non_zero_after_the_others(tmp_path, op
     assert summary.startswith("litlab: 1 of 3 jobs failed (1); errors in ") and str(sweep) in summary
 
 
-def test_squeue_watcher_reads_job_states_and_ends_jobs_slurm_forgot():
+def test_squeue_watcher_reads_job_states_and_ends_jobs_slurm_forgot(monkeypatch):
     """On a cluster without accounting the SLURM launcher watches jobs with squeue: its lines parse as
-    sacct's did, and a job gone from the queue (forgotten MinJobAge after it ended) counts as done."""
+    sacct's did, and a job gone from the queue (forgotten MinJobAge after it ended) counts as done,
+    once its ended state has held for the grace period (a requeued job passes through one)."""
     pytest.importorskip("submitit")
+    from litlab.sweeps import slurm
     from litlab.sweeps.slurm import LEFT_QUEUE, QueueWatcher
 
+    clock = [1000.0]
+    monkeypatch.setattr(slurm.time, "monotonic", lambda: clock[0])
     watcher = QueueWatcher(delay_s=600)
     for job in ("7_0", "7_1", "9"):
         watcher.register_job(job)
     assert watcher._make_command()[:2] == ["squeue", "--noheader"]
-    watcher._info_dict.update(watcher.read_info(b"7_0|RUNNING|vm\n7_1|COMPLETED|localhost\n"))
-    assert [watcher.get_state(job, mode="cache") for job in ("7_0", "7_1", "9")] == [
+
+    def poll(text: bytes, after_s: float) -> list[str]:
+        clock[0] += after_s
+        watcher._info_dict.update(watcher.read_info(text))
+        return [watcher.get_state(job, mode="cache") for job in ("7_0", "7_1", "9")]
+
+    # first sight of an ended state: not yet believed
+    assert poll(b"7_0|FAILED|vm\n7_1|COMPLETED|localhost\n", 0) == ["COMPLETING"] * 3
+    # 7_0 was being requeued: back in the queue, its ended state forgotten
+    assert poll(b"7_0|PENDING|\n7_1|COMPLETED|localhost\n", 5) == ["PENDING", "COMPLETING", "COMPLETING"]
+    assert poll(b"7_0|RUNNING|vm\n7_1|COMPLETED|localhost\n", slurm.ENDED_GRACE_S) == [
         "RUNNING",
         "COMPLETED",
         LEFT_QUEUE,
     ]
     assert [watcher.is_done(job, mode="cache") for job in ("7_0", "7_1", "9")] == [False, True, True]
+    # 7_0 ends for real: done once the grace has passed since it was first seen ended
+    assert poll(b"7_0|FAILED|vm\n", 1)[0] == "COMPLETING"
+    assert poll(b"", slurm.ENDED_GRACE_S)[0] == LEFT_QUEUE and watcher.is_done("7_0", mode="cache")

@@ -7,20 +7,32 @@ as on small clusters and the one ``scripts/slurm_cluster.sh`` starts) every poll
 result (OOM, node failure, scancel) is never seen to end, so the sweep waits forever. Here, on such a
 cluster, the jobs are watched with ``squeue``, which every cluster has; a job that left the queue
 (SLURM forgets a finished job ``MinJobAge`` seconds after it ends) counts as ended.
+
+A requeued job (preemption, time limit) can pass through an ended state on its way back to PENDING,
+and submitit never looks at a job again once it has seen it end: so an ended state counts only once
+it has held for ``ENDED_GRACE_S``. A job that wrote its result is done at once (submitit checks that
+file first), so the grace only delays noticing a job that died without one.
 """
 
 from __future__ import annotations
 
 import getpass
 import subprocess
+import time
 
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 LEFT_QUEUE = "LEFT_QUEUE"  # not a SLURM state: the job ended and SLURM already forgot it
+ENDED_GRACE_S = 30.0
+NOT_ENDED = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED"}  # submitit's
 
 
 class QueueWatcher(SlurmInfoWatcher):
     """submitit's watcher, asking ``squeue`` (one call for all of the user's jobs) instead of ``sacct``."""
+
+    def __init__(self, delay_s: int = 60) -> None:
+        super().__init__(delay_s=delay_s)
+        self._ended_at: dict[str, float] = {}  # job id -> when it was first seen in an ended state
 
     def _make_command(self) -> list[str] | None:
         if not self._registered - self._finished:
@@ -34,6 +46,13 @@ class QueueWatcher(SlurmInfoWatcher):
         info = super().read_info("JobID|State|NodeList\n" + text)  # sacct's --parsable2 layout
         for job_id in self._registered - self._finished - set(info):
             info[job_id] = {"JobID": job_id, "State": LEFT_QUEUE, "NodeList": ""}
+        now = time.monotonic()
+        for job_id in self._registered - self._finished:
+            stats = info.get(job_id)
+            if stats is None or (stats.get("State") or "UNKNOWN").split()[0].upper() in NOT_ENDED:
+                self._ended_at.pop(job_id, None)
+            elif now - self._ended_at.setdefault(job_id, now) < ENDED_GRACE_S:
+                info[job_id] = {**stats, "State": "COMPLETING"}  # not yet: it may be on its way back
         return info
 
 
