@@ -185,8 +185,10 @@ def test_c_preempted_job_checkpoints_is_requeued_and_resumes_in_its_directory(tm
     finally:
         proc.kill()
     controller_log = Path(slurm_env["SLURM_CONF"]).parent / "slurmctld.log"
-    assert proc.returncode == 0, (tmp_path / "sweep.log").read_text()[-3000:] + "\nslurmctld:\n" + "".join(
-        controller_log.read_text().splitlines(keepends=True)[-15:]
+    assert proc.returncode == 0, (
+        (tmp_path / "sweep.log").read_text()[-3000:]
+        + "\nslurmctld:\n"
+        + "".join(controller_log.read_text().splitlines(keepends=True)[-15:])
     )
     interrupted, uninterrupted = job_metrics(tmp_path, 0), job_metrics(tmp_path, 1)
     for key in ("status", "epochs", "global_step"):
