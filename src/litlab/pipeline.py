@@ -23,7 +23,7 @@ from litlab.checkpoint_io import AtomicCheckpointIO
 from litlab.checkpoints import check_checkpoint_fits
 from litlab.distributed import ddp_strategy, install_hydra_relaunch, isolated_job
 from litlab.errors import ConfigError, DiskFullError, from_lightning_misuse
-from litlab.predictions import predict
+from litlab.gathered_predict import predict
 from litlab.preemption import Preemption, cluster_plugins, preemption_of
 from litlab.ranks import (
     clear_rank_errors,

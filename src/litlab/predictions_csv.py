@@ -36,7 +36,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     from litlab.data.base import class_names
     from litlab.models.base import ClassificationModule
     from litlab.pipeline import finish, hydra_overrides, start_tracking
-    from litlab.predictions import predict as gathered_predictions
+    from litlab.gathered_predict import predict as gathered_predictions
     from litlab.utils.config import build, build_all
     from litlab.utils.report import close_loggers
 
