@@ -176,3 +176,24 @@ def test_auto_precision_uses_bf16_only_where_it_runs_natively(
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(resolvers, "cpu_supports_bf16", lambda: cpu_bf16)
     assert resolvers.auto_precision(accelerator) == expected
+
+
+def test_keras_recipes_start_from_keras_initialisation(tmp_path):
+    """model.init=keras (what keras_cnn sets): Glorot-uniform kernels and zero biases, as Keras' layers
+    start; the other CNNs keep PyTorch's init, and a mistyped init is one ConfigError."""
+    import math
+
+    from torch import nn
+
+    keras = build_model(composed(tmp_path, "model=keras_cnn"))
+    layers = [m for m in keras.net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert len(layers) == 5 and all(not layer.bias.any() for layer in layers)
+    for layer in layers:
+        fan_out, fan_in = layer.weight.shape[0], layer.weight[0].numel()
+        receptive = layer.weight[0, 0].numel()
+        bound = math.sqrt(6 / (fan_in + fan_out * receptive))
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+    reference = build_model(composed(tmp_path, "model=cnn", "model.batch_norm=false"))
+    assert any(m.bias.any() for m in reference.net.modules() if isinstance(m, nn.Conv2d))
+    with pytest.raises(ConfigError, match="model.init"):
+        build_model(composed(tmp_path, "model=keras_cnn", "model.init=glorot"))

@@ -34,9 +34,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
     from litlab.checkpoints import check_data_fits, rebuild_model
     from litlab.data.base import class_names
+    from litlab.gathered_predict import predict as gathered_predictions
     from litlab.models.base import ClassificationModule
     from litlab.pipeline import finish, hydra_overrides, start_tracking
-    from litlab.gathered_predict import predict as gathered_predictions
     from litlab.utils.config import build, build_all
     from litlab.utils.report import close_loggers
 

@@ -115,11 +115,14 @@ class CNNClassifier(ClassificationModule):
         activation: str = "leaky_relu",
         dropout: float = 0.5,
         batch_norm: bool = True,
+        init: str = "torch",
         **base: Any,
     ) -> None:
         super().__init__(**base)
         if arch not in ARCHITECTURES:
             raise ConfigError(f"unknown model.arch {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        if init not in ("torch", "keras"):
+            raise ConfigError(f"unknown model.init {init!r}; choose torch or keras")
         if len(self.input_shape) != 3:
             raise ConfigError(f"model=cnn needs image input (C, H, W), got shape {self.input_shape}")
         self.net = ARCHITECTURES[arch](
@@ -127,4 +130,10 @@ class CNNClassifier(ClassificationModule):
         )
         with torch.no_grad():  # materialise the lazy dense layer so checkpoints and optimisers see it
             self.net.eval()(torch.zeros(2, *self.input_shape))
+            if init == "keras":  # Keras' defaults, for its recipes: Glorot-uniform kernels, zero biases
+                for layer in self.net.modules():
+                    if isinstance(layer, nn.Conv2d | nn.Linear):
+                        nn.init.xavier_uniform_(layer.weight)
+                        if layer.bias is not None:
+                            nn.init.zeros_(layer.bias)
         self.net.train()
