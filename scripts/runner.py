@@ -41,6 +41,8 @@ def train(
 def machine() -> str:
     import torch
 
+    from litlab.utils.resolvers import cpu_supports_bf16
+
     cpu = "unknown CPU"
     if Path("/proc/cpuinfo").exists():
         names = [
@@ -49,8 +51,15 @@ def machine() -> str:
             if line.startswith("model name")
         ]
         cpu = f"{names[0]} x{len(names)}" if names else cpu
+    # the vector unit decides the precision (bf16 autocast only where the CPU runs bf16) and the speed:
+    # figures from machines of another capability are not comparable
+    capability = torch.backends.cpu.get_cpu_capability()
+    precision = "bf16-mixed" if cpu_supports_bf16() else "32-true"
     threads = torch.get_num_threads()
-    return f"{cpu}, {threads} torch threads, torch {torch.__version__}, Python {platform.python_version()}"
+    return (
+        f"{cpu} ({capability}, precision {precision}), {threads} torch threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
+    )
 
 
 def assemble(kind: str, title: str, intro: str) -> None:
