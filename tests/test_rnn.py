@@ -174,3 +174,21 @@ def test_rnn_compiles_through_the_shared_forward():
     compiled = model((tokens, lengths))
     assert "compiled_net" in model.__dict__
     assert torch.allclose(compiled, model.net(tokens, lengths), atol=1e-5)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_recurrent_layers_run_in_fp32_under_bf16_autocast_on_a_cpu_without_bf16(monkeypatch, packed):
+    """oneDNN has no bf16 LSTM for such a CPU (trainer.precision=bf16-mixed died with "could not create
+    a primitive descriptor"): the layer runs in fp32 there, exactly as without autocast."""
+    import litlab.models.rnn as rnn
+
+    monkeypatch.setattr(rnn, "cpu_supports_bf16", lambda: False)
+    torch.manual_seed(0)
+    net = RecurrentNet(50, 8, "lstm", [6], False, 0.0, 0.0, "last", packed, 2).eval()
+    x, lengths = torch.randn(3, 7, 8), torch.tensor([7, 4, 1])
+    plain = net.run(net.layers[0][0], x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = net.run(net.layers[0][0], x, lengths)
+        logits = net(torch.randint(2, 50, (3, 7)), lengths)
+    assert autocast.dtype == torch.float32 and torch.equal(autocast, plain)
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()

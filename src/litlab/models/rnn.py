@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from litlab.data.text import PAD_ID, load_word_vectors
 from litlab.errors import ConfigError
 from litlab.models.base import ClassificationModule
+from litlab.utils.resolvers import cpu_supports_bf16
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("last", "mean", "max")
@@ -78,6 +79,11 @@ class RecurrentNet(nn.Module):
     def run(self, layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Packed: steps stop at each review's end. Padded: faster on CPU (oneDNN), and still exact
         at every real position, because a forward-only layer reads the end padding last."""
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not cpu_supports_bf16():
+            # oneDNN has no bf16 recurrent kernel for a CPU without a bf16 unit ("could not create a
+            # primitive descriptor for the LSTM"): there the layer itself runs in fp32
+            with torch.autocast("cpu", enabled=False):
+                return self.run(layer, x.float(), lengths)
         if not self.packed:
             return layer(x)[0]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
