@@ -313,21 +313,25 @@ def test_squeue_watcher_reads_job_states_and_ends_jobs_slurm_forgot(monkeypatch)
         watcher.register_job(job)
     assert watcher._make_command()[:2] == ["squeue", "--noheader"]
 
-    def poll(text: bytes, after_s: float) -> list[str]:
+    def poll(text: bytes, after_s: float) -> list[tuple[str, bool]]:
         clock[0] += after_s
         watcher._info_dict.update(watcher.read_info(text))
-        return [watcher.get_state(job, mode="cache") for job in ("7_0", "7_1", "9")]
+        return [(watcher.get_state(j, mode="cache"), watcher.is_done(j, mode="cache")) for j in jobs]
 
+    jobs = ("7_0", "7_1", "9")
     # first sight of an ended state: not yet believed
-    assert poll(b"7_0|FAILED|vm\n7_1|COMPLETED|localhost\n", 0) == ["COMPLETING"] * 3
-    # 7_0 was being requeued: back in the queue, its ended state forgotten
-    assert poll(b"7_0|PENDING|\n7_1|COMPLETED|localhost\n", 5) == ["PENDING", "COMPLETING", "COMPLETING"]
-    assert poll(b"7_0|RUNNING|vm\n7_1|COMPLETED|localhost\n", slurm.ENDED_GRACE_S) == [
-        "RUNNING",
-        "COMPLETED",
-        LEFT_QUEUE,
+    assert poll(b"7_0|FAILED|vm\n7_1|COMPLETED|localhost\n", 0) == [
+        ("FAILED", False),
+        ("COMPLETED", False),
+        (LEFT_QUEUE, False),
     ]
-    assert [watcher.is_done(job, mode="cache") for job in ("7_0", "7_1", "9")] == [False, True, True]
+    # 7_0 was being requeued: back in the queue, its ended state forgotten
+    assert poll(b"7_0|PENDING|\n7_1|COMPLETED|localhost\n", 5)[0] == ("PENDING", False)
+    assert poll(b"7_0|RUNNING|vm\n7_1|COMPLETED|localhost\n", slurm.ENDED_GRACE_S) == [
+        ("RUNNING", False),
+        ("COMPLETED", True),
+        (LEFT_QUEUE, True),
+    ]
     # 7_0 ends for real: done once the grace has passed since it was first seen ended
-    assert poll(b"7_0|FAILED|vm\n", 1)[0] == "COMPLETING"
-    assert poll(b"", slurm.ENDED_GRACE_S)[0] == LEFT_QUEUE and watcher.is_done("7_0", mode="cache")
+    assert poll(b"7_0|FAILED|vm\n", 1)[0] == ("FAILED", False)
+    assert poll(b"", slurm.ENDED_GRACE_S)[0] == (LEFT_QUEUE, True)

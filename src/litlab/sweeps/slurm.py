@@ -24,7 +24,6 @@ from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 LEFT_QUEUE = "LEFT_QUEUE"  # not a SLURM state: the job ended and SLURM already forgot it
 ENDED_GRACE_S = 30.0
-NOT_ENDED = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED"}  # submitit's
 
 
 class QueueWatcher(SlurmInfoWatcher):
@@ -46,14 +45,15 @@ class QueueWatcher(SlurmInfoWatcher):
         info = super().read_info("JobID|State|NodeList\n" + text)  # sacct's --parsable2 layout
         for job_id in self._registered - self._finished - set(info):
             info[job_id] = {"JobID": job_id, "State": LEFT_QUEUE, "NodeList": ""}
-        now = time.monotonic()
-        for job_id in self._registered - self._finished:
-            stats = info.get(job_id)
-            if stats is None or (stats.get("State") or "UNKNOWN").split()[0].upper() in NOT_ENDED:
-                self._ended_at.pop(job_id, None)
-            elif now - self._ended_at.setdefault(job_id, now) < ENDED_GRACE_S:
-                info[job_id] = {**stats, "State": "COMPLETING"}  # not yet: it may be on its way back
         return info
+
+    def is_done(self, job_id: str, mode: str = "standard") -> bool:
+        """submitit's answer, believed once it has said "ended" for ``ENDED_GRACE_S`` (see the module)."""
+        if not super().is_done(job_id, mode=mode):
+            self._ended_at.pop(job_id, None)  # back in the queue: a requeue, not an end
+            return False
+        now = time.monotonic()
+        return now - self._ended_at.setdefault(job_id, now) >= ENDED_GRACE_S
 
 
 def accounting_enabled() -> bool:
