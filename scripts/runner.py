@@ -41,7 +41,7 @@ def train(
 def machine() -> str:
     import torch
 
-    from litlab.utils.resolvers import cpu_supports_bf16
+    from litlab.utils.resolvers import auto_precision
 
     cpu = "unknown CPU"
     if Path("/proc/cpuinfo").exists():
@@ -54,7 +54,7 @@ def machine() -> str:
     # the vector unit decides the precision (bf16 autocast only where the CPU runs bf16) and the speed:
     # figures from machines of another capability are not comparable
     capability = torch.backends.cpu.get_cpu_capability()
-    precision = "bf16-mixed" if cpu_supports_bf16() else "32-true"
+    precision = auto_precision("cpu")
     threads = torch.get_num_threads()
     return (
         f"{cpu} ({capability}, precision {precision}), {threads} torch threads, "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 
+@functools.cache  # the hardware does not change within a process; the RNN asks on every step
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 matmul (AVX512-BF16 or AMX), where bf16 autocast pays off."""
     import torch
