@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?=
 ARGS ?=
+# the suite is mostly subprocesses that spend their first seconds importing on one core: a pytest
+# worker per core keeps every core busy (pytest-xdist; TEST_WORKERS=0 runs it in one process)
+TEST_WORKERS ?= auto
 SHARED_DATA ?= ../shared/data
 REAL_DATA := $(if $(DATA_DIR),$(DATA_DIR),$(SHARED_DATA))
 DATA_ARG := $(if $(DATA_DIR),paths.data_dir=$(abspath $(DATA_DIR)))
@@ -21,10 +24,10 @@ train: install  ## the main job: reference CNN on CIFAR-10 (DATA_DIR=... for a l
 	$(PY) src/train.py model=cnn data=cifar10 $(DATA_ARG) $(ARGS)
 
 test: install  ## default suite (tiny generated data, no network, < 10 min on 2 cores)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-heavy: install  ## tiny data but long: real kills and races, the DCGAN scores, transfer (CI runs it)
-	$(PY) -m pytest -q -m heavy
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m heavy
 
 test-ddp: install  ## every experiment under DDP and FSDP on 2 CPU processes: ranks agree, failures recorded (CI runs it)
 	$(PY) -m pytest -q -m ddp
